@@ -1,0 +1,35 @@
+//! Portable kernels on every enabled backend: top-k encode, sparse decode vs the dense GEMM path,
+//! and a full TopK forward. Shapes: d_in 384, d_sae 6144, k 32 (the shape), batch 512 so
+//! that one run fits a 2-core machine. Run: `cargo bench -p sae-benches [--features wgpu]`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use sae_core::{SaeConfig, SparseCodes, ops};
+use sae_benches::{devices, normal};
+
+const D_IN: usize = 384;
+const D_SAE: usize = 6144;
+const K: usize = 32;
+const BATCH: usize = 512;
+
+fn kernels(c: &mut Criterion) {
+    for (name, device) in devices() {
+        let x = normal(BATCH, D_IN, 1, &device);
+        let w_enc = normal(D_IN, D_SAE, 2, &device);
+        let w_dec = normal(D_SAE, D_IN, 3, &device);
+        let pre = x.clone().matmul(w_enc.clone());
+        let (values, indices) = ops::topk_relu(pre.clone(), K);
+        let codes = SparseCodes::topk(values, indices, D_SAE);
+        let mut group = c.benchmark_group(format!("{name}/kernels"));
+        group.sample_size(10);
+        group.bench_function("encode_gemm", |b| b.iter(|| x.clone().matmul(w_enc.clone()).into_data()));
+        group.bench_function("topk_select", |b| b.iter(|| ops::topk_relu(pre.clone(), K).0.into_data()));
+        group.bench_function("sparse_decode", |b| b.iter(|| codes.times_decoder(w_dec.clone()).into_data()));
+        group.bench_function("dense_decode", |b| b.iter(|| codes.to_dense().matmul(w_dec.clone()).into_data()));
+        let sae = sae_arch::registry().init(SaeConfig::new("topk", D_IN, D_SAE).with("k", K), &device, 4).unwrap_or_else(|e| panic!("{e}"));
+        group.bench_function("topk_forward", |b| b.iter(|| sae.forward(x.clone()).map(|f| f.output.into_data())));
+        group.finish();
+    }
+}
+
+criterion_group!(benches, kernels);
+criterion_main!(benches);

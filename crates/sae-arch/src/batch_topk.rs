@@ -1,0 +1,221 @@
+//! BatchTopK SAE (Bussmann et al. 2024; SAELens `batchtopk`): during training the `k·B` largest
+//! ReLU pre-activations of the whole batch are kept. A global inference threshold θ is learnt as
+//! an EMA of the smallest kept activation, `θ ← (1 − lr)·θ + lr·min₊(f)`, and the SAE is saved
+//! as a JumpReLU SAE with that threshold on every latent (the batch-independent form).
+//!
+//! The threshold lives in the parameter set as `topk_threshold` `[1]` (it receives no gradient),
+//! so checkpoints carry it.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use sae_core::affine::{self, AffineIo, AuxKNorm};
+use sae_core::config::ensure;
+use sae_core::params::ParamTensor;
+use sae_core::{
+    Architecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, ops,
+    sae_state_accessors,
+};
+
+use crate::topk::fold_decoder_norms;
+
+fn threshold_lr() -> f64 {
+    0.01
+}
+fn one() -> f32 {
+    1.0
+}
+
+/// Hyperparameters (SAELens key names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchTopKHyper {
+    /// Average active latents per row (may be fractional).
+    pub k: f64,
+    /// EMA rate of the inference threshold.
+    #[serde(default = "threshold_lr")]
+    pub topk_threshold_lr: f64,
+    /// Weight of the AuxK loss.
+    #[serde(default = "one")]
+    pub aux_loss_coefficient: f32,
+    /// Select on decoder-norm-scaled pre-activations.
+    #[serde(default)]
+    pub rescale_acts_by_decoder_norm: bool,
+    /// Initial decoder row norm.
+    #[serde(default)]
+    pub decoder_init_norm: Option<f32>,
+}
+
+/// Keys that belong to the batch-dependent training form and are dropped on export.
+pub(crate) const TRAINING_KEYS: [&str; 6] =
+    ["k", "topk_threshold_lr", "aux_loss_coefficient", "rescale_acts_by_decoder_norm", "matryoshka_widths", "use_matryoshka_aux_loss"];
+
+/// A BatchTopK SAE in its training form.
+#[derive(Debug, Clone)]
+pub struct BatchTopK {
+    pub(crate) cfg: SaeConfig,
+    pub(crate) hyper: BatchTopKHyper,
+    pub(crate) params: ParamSet,
+    pub(crate) io: AffineIo,
+}
+
+impl BatchTopK {
+    /// Builds from a config and parameters.
+    pub fn new(cfg: SaeConfig, params: ParamSet) -> Result<Self> {
+        let hyper = cfg.hyper(Path::new("<config>"))?;
+        let io = AffineIo::autoencoder(&cfg);
+        Ok(Self { cfg, hyper, params, io })
+    }
+
+    /// Validated hyperparameters and the schema (including `topk_threshold [1]`).
+    pub fn schema(cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
+        if !cfg.extra.contains_key("k") {
+            return Err(SaeError::config(origin, "k", "missing (average active latents per row)"));
+        }
+        let h: BatchTopKHyper = cfg.hyper(origin)?;
+        ensure(h.k > 0.0 && h.k <= cfg.d_sae as f64, origin, "k", || format!("must be in (0, {}], got {}", cfg.d_sae, h.k))?;
+        ensure((0.0..=1.0).contains(&h.topk_threshold_lr), origin, "topk_threshold_lr", || {
+            format!("must be in [0, 1], got {}", h.topk_threshold_lr)
+        })?;
+        let mut s = affine::affine_schema(cfg, false);
+        s.push(("topk_threshold".into(), vec![1]));
+        Ok(s)
+    }
+
+    /// Freshly initialised parameters (threshold 0).
+    pub fn init_params(cfg: &SaeConfig, device: &Device, seed: u64) -> Result<ParamSet> {
+        let h: BatchTopKHyper = cfg.hyper(Path::new("<config>"))?;
+        let mut p = affine::init_tied(cfg, device, seed, h.decoder_init_norm, false);
+        p.insert("topk_threshold", ParamTensor::Vector(Tensor::zeros([1], device)));
+        Ok(p)
+    }
+
+    /// Pre-activations (decoder-norm scaled when configured) and the input normalisation.
+    pub fn hidden_pre(&self, x: Tensor<2>) -> (Tensor<2>, Option<sae_core::RowNorm>) {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
+        let mut pre = xc.matmul(self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0);
+        if self.hyper.rescale_acts_by_decoder_norm {
+            pre = pre * ops::row_norms(self.params.matrix("W_dec")).unsqueeze_dim(0);
+        }
+        (pre, norm)
+    }
+
+    /// The decoder used for reconstruction (unit-norm rows when rescaling).
+    pub fn decoder(&self) -> Tensor<2> {
+        let w = self.params.matrix("W_dec");
+        if self.hyper.rescale_acts_by_decoder_norm { w.clone() / ops::row_norms(w).unsqueeze_dim(1) } else { w }
+    }
+
+    /// Dense BatchTopK activations of `pre` `[n, d_sae]`: `round(k · n)` kept.
+    pub fn activate(&self, pre: Tensor<2>) -> Tensor<2> {
+        let n = pre.dims()[0];
+        let k_total = (self.hyper.k * n as f64) as usize;
+        ops::batch_topk(pre, k_total)
+    }
+
+    /// The current inference threshold.
+    pub fn threshold(&self) -> f32 {
+        self.params.vector("topk_threshold").into_scalar::<f32>()
+    }
+
+    /// Mean-squared-error and AuxK terms shared with Matryoshka.
+    pub(crate) fn base_terms(&self, pre: &Tensor<2>, output: &Tensor<2>, batch: &TrainBatch, ctx: &TrainContext) -> Vec<LossTerm> {
+        let target = batch.target();
+        let mut terms = vec![LossTerm { name: "mse_loss".into(), value: affine::mse_loss(output.clone(), target.clone()) }];
+        if let Some(mask) = &ctx.dead_mask {
+            let aux = affine::auxk_loss(pre.clone(), mask, ctx.n_dead, self.decoder(), target, output.clone(), AuxKNorm::PerRowMean);
+            terms.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux.mul_scalar(self.hyper.aux_loss_coefficient) });
+        }
+        terms
+    }
+
+    /// EMA update of the threshold from the smallest positive activation of a step.
+    pub(crate) fn update_threshold(&mut self, out: &TrainOutput) {
+        let acts = out.codes.to_dense().detach();
+        let positive = acts.clone().greater_elem(0.0);
+        if !positive.clone().any().into_scalar::<bool>() {
+            return;
+        }
+        let min_pos = acts.mask_fill(positive.bool_not(), f32::INFINITY).min().into_scalar::<f32>() as f64;
+        let lr = self.hyper.topk_threshold_lr;
+        let updated = (1.0 - lr) * self.threshold() as f64 + lr * min_pos;
+        let device = self.params.vector("topk_threshold").device();
+        self.params.set_vector("topk_threshold", Tensor::from_floats([updated as f32], &device));
+    }
+
+    /// The JumpReLU inference form.
+    pub(crate) fn export_jumprelu(&self) -> (SaeConfig, ParamSet) {
+        let mut params = self.params.clone().map(|_, t| t.detach());
+        if self.hyper.rescale_acts_by_decoder_norm {
+            fold_decoder_norms(&mut params, None);
+        }
+        let theta = self.threshold();
+        let device = self.params.vector("b_enc").device();
+        params.remove("topk_threshold");
+        params.insert("threshold", ParamTensor::Vector(Tensor::full([self.cfg.d_sae], theta, &device)));
+        let mut cfg = self.cfg.clone();
+        cfg.architecture = "jumprelu".into();
+        for key in TRAINING_KEYS {
+            cfg.extra.remove(key);
+        }
+        (cfg, params)
+    }
+}
+
+impl Sae for BatchTopK {
+    sae_state_accessors!();
+
+    fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
+        sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
+        let (pre, norm) = self.hidden_pre(x);
+        Ok(SparseCodes::dense(self.activate(pre)).with_row_norm(norm))
+    }
+
+    fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {
+        Ok(affine::decode_affine(&self.params, codes, self.hyper.rescale_acts_by_decoder_norm, self.io.denormalize))
+    }
+
+    fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
+        sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
+        let (pre, norm) = self.hidden_pre(batch.x.clone());
+        let codes = SparseCodes::dense(self.activate(pre.clone())).with_row_norm(norm);
+        let output = self.decode(&codes)?;
+        let terms = self.base_terms(&pre, &output, batch, ctx);
+        Ok(TrainOutput::from_terms(terms, codes, output))
+    }
+
+    fn after_step(&mut self, out: &TrainOutput) -> Result<()> {
+        self.update_threshold(out);
+        Ok(())
+    }
+
+    fn inference_export(&self) -> Result<(SaeConfig, ParamSet)> {
+        Ok(self.export_jumprelu())
+    }
+}
+
+/// The `batchtopk` architecture.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchTopKArch;
+
+impl Architecture for BatchTopKArch {
+    fn name(&self) -> &'static str {
+        "batchtopk"
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        &["batch_topk"]
+    }
+    fn describe(&self) -> &'static str {
+        "BatchTopK: k·B largest activations per batch while training; saved as JumpReLU with the learnt threshold"
+    }
+    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
+        BatchTopK::schema(cfg, origin)
+    }
+    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
+        Ok(Box::new(BatchTopK::new(cfg, params)?))
+    }
+    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
+        let params = BatchTopK::init_params(&cfg, device, seed)?;
+        self.build(cfg, params)
+    }
+}

@@ -1,0 +1,248 @@
+//! TopK SAE (Gao et al. 2024; SAELens `topk`; EleutherAI sparsify):
+//! `f = TopK_k(ReLU(W_encᵀ(x − b_dec) + b_enc))`, `x̂ = W_decᵀ f + b_dec`.
+//!
+//! Training adds the AuxK loss on dead latents (`k_aux = d_out / 2`, residual detached, scaled
+//! by `min(n_dead / k_aux, 1)`), and optionally Multi-TopK (sparsify: the reconstruction with
+//! the top `4k` latents, weighted 1/8). `rescale_acts_by_decoder_norm` (SAELens) selects on
+//! `pre · ‖W_dec‖_row` and decodes with unit-norm rows; it is folded away on export.
+//! `activation = "groupmax"` takes the maximum of each of `k` contiguous latent groups
+//! (sparsify). `loss = "fvu"` uses sparsify's normalisation instead of SAELens's per-row MSE.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use sae_core::affine::{self, AffineIo, AuxKNorm};
+use sae_core::config::ensure;
+use sae_core::{
+    Architecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, ops,
+    sae_state_accessors,
+};
+
+/// Selection rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopKActivation {
+    /// The k largest per row.
+    #[default]
+    Topk,
+    /// The maximum of each of k contiguous groups.
+    Groupmax,
+}
+
+/// Loss convention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconLoss {
+    /// SAELens: squared error summed over features, mean over rows; AuxK selects among the raw
+    /// pre-activations of dead latents.
+    #[default]
+    Mse,
+    /// sparsify: fraction of variance unexplained, AuxK normalised by the same total variance
+    /// and selecting among ReLU'd pre-activations.
+    Fvu,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// Hyperparameters of the TopK SAE.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopKHyper {
+    /// Active latents per row.
+    pub k: usize,
+    /// Selection rule.
+    #[serde(default)]
+    pub activation: TopKActivation,
+    /// Select on decoder-norm-scaled pre-activations (SAELens).
+    #[serde(default)]
+    pub rescale_acts_by_decoder_norm: bool,
+    /// Weight of the AuxK loss.
+    #[serde(default = "one")]
+    pub aux_loss_coefficient: f32,
+    /// Add the Multi-TopK term (top 4k reconstruction, weight 1/8).
+    #[serde(default)]
+    pub multi_topk: bool,
+    /// Keep decoder rows at unit norm with gradient projection (sparsify's training).
+    #[serde(default)]
+    pub normalize_decoder: bool,
+    /// Reconstruction loss convention.
+    #[serde(default)]
+    pub loss: ReconLoss,
+    /// Linear skip connection `W_skip`.
+    #[serde(default)]
+    pub skip_connection: bool,
+    /// Initial decoder row norm.
+    #[serde(default)]
+    pub decoder_init_norm: Option<f32>,
+}
+
+/// A TopK SAE or transcoder.
+#[derive(Debug, Clone)]
+pub struct TopK {
+    cfg: SaeConfig,
+    hyper: TopKHyper,
+    params: ParamSet,
+    io: AffineIo,
+}
+
+impl TopK {
+    /// Builds from a config and parameters.
+    pub fn new(cfg: SaeConfig, params: ParamSet) -> Result<Self> {
+        let hyper: TopKHyper = cfg.hyper(Path::new("<config>"))?;
+        let io = AffineIo { center: cfg.apply_b_dec_to_input && cfg.d_out() == cfg.d_in, denormalize: cfg.d_out() == cfg.d_in };
+        Ok(Self { cfg, hyper, params, io })
+    }
+
+    /// The hyperparameters.
+    pub fn hyper(&self) -> &TopKHyper {
+        &self.hyper
+    }
+
+    /// Validates `k` and the activation, returns the schema.
+    pub fn schema(cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
+        if !cfg.extra.contains_key("k") {
+            return Err(SaeError::config(origin, "k", "missing (the number of active latents)"));
+        }
+        let h: TopKHyper = cfg.hyper(origin)?;
+        ensure(h.k >= 1 && h.k <= cfg.d_sae, origin, "k", || format!("must be in 1..={} (d_sae), got {}", cfg.d_sae, h.k))?;
+        if h.activation == TopKActivation::Groupmax {
+            ensure(cfg.d_sae % h.k == 0, origin, "k", || format!("groupmax needs d_sae ({}) divisible by k ({})", cfg.d_sae, h.k))?;
+        }
+        Ok(affine::affine_schema(cfg, h.skip_connection))
+    }
+
+    /// Pre-activations `[n, d_sae]` (with decoder-norm rescaling when configured).
+    pub fn hidden_pre(&self, x: Tensor<2>) -> (Tensor<2>, Option<sae_core::RowNorm>) {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
+        let mut pre = xc.matmul(self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0);
+        if self.hyper.rescale_acts_by_decoder_norm {
+            pre = pre * ops::row_norms(self.params.matrix("W_dec")).unsqueeze_dim(0);
+        }
+        (pre, norm)
+    }
+
+    fn select(&self, pre: Tensor<2>, k: usize) -> SparseCodes {
+        let (values, indices) = match self.hyper.activation {
+            TopKActivation::Topk => ops::topk_relu(pre, k),
+            TopKActivation::Groupmax => ops::groupmax(pre, k),
+        };
+        SparseCodes::topk(values, indices, self.cfg.d_sae)
+    }
+
+    fn decoder(&self) -> Tensor<2> {
+        let w = self.params.matrix("W_dec");
+        if self.hyper.rescale_acts_by_decoder_norm { w.clone() / ops::row_norms(w).unsqueeze_dim(1) } else { w }
+    }
+
+    fn recon_loss(&self, output: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
+        match self.hyper.loss {
+            ReconLoss::Mse => affine::mse_loss(output, target),
+            ReconLoss::Fvu => affine::fvu(output, target),
+        }
+    }
+}
+
+impl Sae for TopK {
+    sae_state_accessors!();
+
+    fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
+        sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
+        let (pre, norm) = self.hidden_pre(x);
+        Ok(self.select(pre, self.hyper.k).with_row_norm(norm))
+    }
+
+    fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {
+        Ok(affine::decode_affine(&self.params, codes, self.hyper.rescale_acts_by_decoder_norm, self.io.denormalize))
+    }
+
+    fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
+        sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
+        let (pre, norm) = self.hidden_pre(batch.x.clone());
+        let codes = self.select(pre.clone(), self.hyper.k).with_row_norm(norm.clone());
+        let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
+        let target = batch.target();
+        let mut terms = vec![LossTerm { name: "mse_loss".into(), value: self.recon_loss(output.clone(), target.clone()) }];
+        if let Some(mask) = &ctx.dead_mask {
+            let (norm_kind, aux_pre) = match self.hyper.loss {
+                ReconLoss::Mse => (AuxKNorm::PerRowMean, pre.clone()),
+                ReconLoss::Fvu => (AuxKNorm::TotalVariance, pre.clone().clamp_min(0.0)),
+            };
+            let aux = affine::auxk_loss(aux_pre, mask, ctx.n_dead, self.decoder(), target.clone(), output.clone(), norm_kind);
+            terms.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux.mul_scalar(self.hyper.aux_loss_coefficient) });
+        }
+        if self.hyper.multi_topk {
+            let k4 = (4 * self.hyper.k).min(self.cfg.d_sae);
+            let (values, indices) = ops::topk_relu(pre, k4);
+            let wide = SparseCodes::topk(values, indices, self.cfg.d_sae).with_row_norm(norm);
+            let wide_out = affine::add_skip(&self.params, batch.x.clone(), self.decode(&wide)?);
+            terms.push(LossTerm { name: "multi_topk_loss".into(), value: self.recon_loss(wide_out, target).div_scalar(8.0) });
+        }
+        Ok(TrainOutput::from_terms(terms, codes, output))
+    }
+
+    fn project_gradients(&self, grads: &mut ParamSet) {
+        if self.hyper.normalize_decoder {
+            affine::project_decoder_gradient(&self.params, grads);
+        }
+    }
+
+    fn after_step(&mut self, _out: &TrainOutput) -> Result<()> {
+        if self.hyper.normalize_decoder {
+            affine::normalize_decoder_rows(&mut self.params);
+        }
+        Ok(())
+    }
+
+    fn inference_export(&self) -> Result<(SaeConfig, ParamSet)> {
+        let mut cfg = self.cfg.clone();
+        let mut params = self.params.clone().map(|_, t| t.detach());
+        if self.hyper.rescale_acts_by_decoder_norm {
+            fold_decoder_norms(&mut params, None);
+            cfg.extra.insert("rescale_acts_by_decoder_norm".into(), false.into());
+        }
+        Ok((cfg, params))
+    }
+}
+
+/// Folds decoder-row norms into the encoder: `W_dec /= n`, `W_enc *= n`, `b_enc *= n`, and the
+/// named threshold (if any) `*= n`. Encodings of the folded SAE equal `f · n` of the original
+/// with unit-norm decoding, so the reconstruction is unchanged.
+pub fn fold_decoder_norms(params: &mut ParamSet, threshold: Option<&str>) {
+    let w_dec = params.matrix("W_dec");
+    let n = ops::row_norms(w_dec.clone());
+    params.set_matrix("W_dec", w_dec / n.clone().unsqueeze_dim(1));
+    params.set_matrix("W_enc", params.matrix("W_enc") * n.clone().unsqueeze_dim(0));
+    params.set_vector("b_enc", params.vector("b_enc") * n.clone());
+    if let Some(name) = threshold
+        && params.contains(name)
+    {
+        params.set_vector(name, params.vector(name) * n);
+    }
+}
+
+/// The `topk` architecture (Multi-TopK is its `multi_topk` option).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TopKArch;
+
+impl Architecture for TopKArch {
+    fn name(&self) -> &'static str {
+        "topk"
+    }
+    fn describe(&self) -> &'static str {
+        "TopK encoder (k largest per row) with AuxK for dead latents; optional Multi-TopK, groupmax, skip"
+    }
+    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
+        TopK::schema(cfg, origin)
+    }
+    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
+        Ok(Box::new(TopK::new(cfg, params)?))
+    }
+    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
+        let h: TopKHyper = cfg.hyper(Path::new("<config>"))?;
+        let init_norm = if h.normalize_decoder { Some(1.0) } else { h.decoder_init_norm };
+        let params = affine::init_tied(&cfg, device, seed, init_norm, h.skip_connection);
+        self.build(cfg, params)
+    }
+}

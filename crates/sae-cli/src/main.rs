@@ -1,0 +1,43 @@
+//! `sae`: the command line of the SAE workspace. Thin: it parses arguments, picks a backend and
+//! calls the libraries.
+
+mod backend;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sparse autoencoders: encode activations, convert and inspect SAE directories.
+#[derive(Debug, Parser)]
+#[command(name = "sae", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Encode activations from a `.npy` file with any supported SAE directory.
+    Encode(commands::encode::EncodeArgs),
+    /// Convert an SAE directory between the SAELens and sparsify formats.
+    Convert(commands::convert::ConvertArgs),
+    /// Describe an SAE directory: architecture, sizes, dtype and anything unusual.
+    Info(commands::info::InfoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Encode(args) => commands::encode::run(args),
+        Command::Convert(args) => commands::convert::run(args),
+        Command::Info(args) => commands::info::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Sparse codes: the output of an SAE encoder.
+
+use burn::tensor::{IndexingUpdateOp, Int, Tensor};
+
+use crate::ops;
+
+/// Per-row statistics of a runtime input normalisation, kept so that decoding can invert it.
+///
+/// Encoding sees `(x - shift) * in_scale`; decoding returns `y * out_scale + shift`.
+#[derive(Debug, Clone)]
+pub struct RowNorm {
+    /// Subtracted before encoding, added after decoding: `[n, 1]`.
+    pub shift: Tensor<2>,
+    /// Multiplies the centred input: `[n, 1]`.
+    pub in_scale: Tensor<2>,
+    /// Multiplies the decoder output: `[n, 1]`.
+    pub out_scale: Tensor<2>,
+}
+
+/// The latent values of a batch.
+#[derive(Debug, Clone)]
+pub enum CodeValues {
+    /// `k` active latents per row: values `[n, k]` and their latent indices `[n, k]`.
+    /// Zero values are allowed (a selected latent whose activation is 0).
+    TopK {
+        /// Activations of the selected latents.
+        values: Tensor<2>,
+        /// Latent indices of the selected latents.
+        indices: Tensor<2, Int>,
+    },
+    /// Dense activations `[n, d_sae]`, mostly zeros.
+    Dense(Tensor<2>),
+}
+
+/// Sparse codes of a batch of `n` rows over `d_sae` latents.
+#[derive(Debug, Clone)]
+pub struct SparseCodes {
+    /// The values.
+    pub values: CodeValues,
+    /// Number of latents.
+    pub d_sae: usize,
+    /// Runtime normalisation applied to the input, if any.
+    pub row_norm: Option<RowNorm>,
+}
+
+impl SparseCodes {
+    /// Codes from top-k values and indices.
+    pub fn topk(values: Tensor<2>, indices: Tensor<2, Int>, d_sae: usize) -> Self {
+        Self { values: CodeValues::TopK { values, indices }, d_sae, row_norm: None }
+    }
+
+    /// Codes from dense activations `[n, d_sae]`.
+    pub fn dense(acts: Tensor<2>) -> Self {
+        let d_sae = acts.dims()[1];
+        Self { values: CodeValues::Dense(acts), d_sae, row_norm: None }
+    }
+
+    /// Attaches the normalisation statistics of the input.
+    pub fn with_row_norm(mut self, row_norm: Option<RowNorm>) -> Self {
+        self.row_norm = row_norm;
+        self
+    }
+
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        match &self.values {
+            CodeValues::TopK { values, .. } => values.dims()[0],
+            CodeValues::Dense(acts) => acts.dims()[0],
+        }
+    }
+
+    /// Dense activations `[n, d_sae]`. Allocates `n × d_sae` floats for top-k codes.
+    pub fn to_dense(&self) -> Tensor<2> {
+        match &self.values {
+            CodeValues::Dense(acts) => acts.clone(),
+            CodeValues::TopK { values, indices } => {
+                let [n, _] = values.dims();
+                Tensor::zeros([n, self.d_sae], &values.device()).scatter(
+                    1,
+                    indices.clone(),
+                    values.clone(),
+                    IndexingUpdateOp::Add,
+                )
+            }
+        }
+    }
+
+    /// Number of non-zero latents in each row, `[n]`.
+    pub fn l0_per_row(&self) -> Tensor<1> {
+        let vals = match &self.values {
+            CodeValues::TopK { values, .. } => values.clone(),
+            CodeValues::Dense(acts) => acts.clone(),
+        };
+        vals.detach().not_equal_elem(0.0).float().sum_dim(1).squeeze_dim(1)
+    }
+
+    /// `codes @ w_dec` (no bias): a sparse gather-sum for top-k codes, a GEMM for dense ones.
+    pub fn times_decoder(&self, w_dec: Tensor<2>) -> Tensor<2> {
+        match &self.values {
+            CodeValues::TopK { values, indices } => ops::sparse_decode(values.clone(), indices.clone(), w_dec),
+            CodeValues::Dense(acts) => acts.clone().matmul(w_dec),
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The SAE configuration: the fields every architecture shares, plus its own hyperparameters.
+//!
+//! The JSON form is SAELens's `cfg.json`: a flat object whose `architecture` key is the tag that
+//! selects the architecture in the [`Registry`](crate::Registry). Architecture-specific keys (`k`,
+//! `jumprelu_bandwidth`, ...) and anything else in the file (`metadata`, `device`, ...) are kept in
+//! [`SaeConfig::extra`] and written back unchanged, so a file round-trips. Each architecture reads
+//! its own keys with [`SaeConfig::hyper`] into a typed struct.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value};
+
+use crate::error::{Result, SaeError};
+
+/// How activations are normalised before encoding (SAELens's `normalize_activations`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalization {
+    /// No normalisation.
+    #[default]
+    None,
+    /// Training-time scaling to E‖x‖ = √d_in; folded into the weights on save, so at inference it
+    /// is the identity (as in SAELens).
+    ExpectedAverageOnlyIn,
+    /// Each row is scaled to norm √d_in before encoding and scaled back after decoding.
+    ConstantNormRescale,
+    /// Each row is standardised (mean 0, unbiased std 1, eps 1e-5) and un-standardised after decoding.
+    LayerNorm,
+    /// Training-time whitening, folded into the weights on save: the identity at inference.
+    CovarianceWhitening,
+}
+
+impl Normalization {
+    /// Whether this normalisation changes activations at inference time.
+    pub fn is_runtime(self) -> bool {
+        matches!(self, Normalization::ConstantNormRescale | Normalization::LayerNorm)
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_dtype() -> String {
+    "float32".to_string()
+}
+
+/// Configuration of one SAE: shared fields plus architecture hyperparameters in `extra`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SaeConfig {
+    /// Registered architecture name (the tag), e.g. `"topk"`.
+    pub architecture: String,
+    /// Input width.
+    pub d_in: usize,
+    /// Number of latents (dictionary size).
+    pub d_sae: usize,
+    /// Output width for transcoders; `None` means `d_in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_out: Option<usize>,
+    /// Subtract `b_dec` from the input before encoding.
+    #[serde(default = "default_true")]
+    pub apply_b_dec_to_input: bool,
+    /// Activation normalisation.
+    #[serde(default)]
+    pub normalize_activations: Normalization,
+    /// Storage dtype of the weights (`float32`, `float16`, `bfloat16`); computation is f32.
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+    /// Architecture hyperparameters and any other keys, preserved in order.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl SaeConfig {
+    /// A config with defaults for the shared fields and no hyperparameters.
+    pub fn new(architecture: &str, d_in: usize, d_sae: usize) -> Self {
+        Self {
+            architecture: architecture.to_string(),
+            d_in,
+            d_sae,
+            d_out: None,
+            apply_b_dec_to_input: true,
+            normalize_activations: Normalization::None,
+            dtype: default_dtype(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Output width (`d_out`, or `d_in` when unset).
+    pub fn d_out(&self) -> usize {
+        self.d_out.unwrap_or(self.d_in)
+    }
+
+    /// Sets a hyperparameter (builder style).
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Parses a config from JSON text; `path` is used in error messages.
+    pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| SaeError::config(path, "-", format!("not valid JSON: {e}")))?;
+        Self::from_json_value(value, path)
+    }
+
+    /// Parses a config from a JSON value, naming the first bad field in the error.
+    pub fn from_json_value(value: Value, path: &Path) -> Result<Self> {
+        let Value::Object(map) = value else {
+            return Err(SaeError::config(path, "-", "expected a JSON object"));
+        };
+        for (field, kind) in [("d_in", "a positive integer"), ("d_sae", "a positive integer")] {
+            match map.get(field) {
+                None => return Err(SaeError::config(path, field, "missing")),
+                Some(v) if v.as_u64().is_none_or(|n| n == 0) => {
+                    return Err(SaeError::config(path, field, format!("must be {kind}, got {v}")));
+                }
+                _ => {}
+            }
+        }
+        match map.get("architecture") {
+            Some(Value::String(_)) => {}
+            None => return Err(SaeError::config(path, "architecture", "missing")),
+            Some(v) => return Err(SaeError::config(path, "architecture", format!("must be a string, got {v}"))),
+        }
+        serde_json::from_value(Value::Object(map)).map_err(|e| {
+            let msg = e.to_string();
+            let field = ["normalize_activations", "apply_b_dec_to_input", "d_out", "dtype"]
+                .into_iter()
+                .find(|f| msg.contains(f))
+                .unwrap_or("-");
+            SaeError::config(path, field, msg)
+        })
+    }
+
+    /// The config as a JSON value (the `cfg.json` form).
+    pub fn to_json_value(&self) -> Value {
+        // Serialising plain data into a `Value` cannot fail.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Reads the architecture's hyperparameters into `T` (whose fields should carry serde
+    /// defaults). Keys `T` does not know are ignored here: they belong to the shared fields or
+    /// to metadata. A key of the wrong type is an error naming that key.
+    pub fn hyper<T: DeserializeOwned>(&self, path: &Path) -> Result<T> {
+        serde_json::from_value(Value::Object(self.extra.clone())).map_err(|e| {
+            let msg = e.to_string();
+            let field = self.extra.keys().find(|k| msg.contains(k.as_str())).cloned().unwrap_or_else(|| "-".into());
+            SaeError::config(path, field, msg)
+        })
+    }
+
+    /// Writes typed hyperparameters back into `extra` (overwriting the keys `T` serialises).
+    pub fn set_hyper<T: Serialize>(&mut self, hyper: &T) {
+        if let Ok(Value::Object(map)) = serde_json::to_value(hyper) {
+            for (k, v) in map {
+                self.extra.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Returns an error for `field` when `ok` is false.
+pub fn ensure(ok: bool, path: &Path, field: &str, reason: impl FnOnce() -> String) -> Result<()> {
+    if ok { Ok(()) } else { Err(SaeError::config(path, field, reason())) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAELENS_CFG: &str = r#"{"d_in": 16, "d_sae": 64, "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": true,
+        "normalize_activations": "none", "reshape_activations": "none", "metadata": {"sae_lens_version": "6.54.12", "hook_name": "blocks.0.hook_resid_post"},
+        "k": 6, "rescale_acts_by_decoder_norm": false, "architecture": "topk"}"#;
+
+    #[test]
+    fn cfg_json_round_trips_with_unknown_keys() {
+        let original: Value = serde_json::from_str(SAELENS_CFG).unwrap();
+        let cfg = SaeConfig::from_json_str(SAELENS_CFG, Path::new("cfg.json")).unwrap();
+        assert_eq!(cfg.architecture, "topk");
+        assert_eq!((cfg.d_in, cfg.d_sae, cfg.d_out()), (16, 64, 16));
+        assert_eq!(cfg.to_json_value(), original);
+    }
+
+    #[test]
+    fn typed_hyperparameters_and_field_errors() {
+        #[derive(Deserialize)]
+        struct H {
+            k: usize,
+        }
+        let cfg = SaeConfig::from_json_str(SAELENS_CFG, Path::new("cfg.json")).unwrap();
+        assert_eq!(cfg.hyper::<H>(Path::new("cfg.json")).unwrap().k, 6);
+        let bad = cfg.clone().with("k", "six");
+        let err = bad.hyper::<H>(Path::new("x/cfg.json")).unwrap_err().to_string();
+        assert!(err.contains("x/cfg.json") && err.contains("`k`"), "{err}");
+    }
+
+    #[test]
+    fn missing_and_invalid_shared_fields_name_the_field() {
+        for (text, field) in [
+            (r#"{"d_sae": 4, "architecture": "topk"}"#, "d_in"),
+            (r#"{"d_in": 0, "d_sae": 4, "architecture": "topk"}"#, "d_in"),
+            (r#"{"d_in": 4, "d_sae": 4}"#, "architecture"),
+            (r#"{"d_in": 4, "d_sae": 4, "architecture": "topk", "normalize_activations": "often"}"#, "normalize_activations"),
+            (r#"[1, 2]"#, "-"),
+        ] {
+            match SaeConfig::from_json_str(text, Path::new("c.json")) {
+                Err(SaeError::Config { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+}

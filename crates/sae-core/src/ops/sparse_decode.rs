@@ -1,0 +1,30 @@
+//! Sparse decode: `Σ_j values[i, j] · w_dec[indices[i, j]]`, without a dense `[n, d_sae]` code.
+
+use burn::tensor::{Int, Tensor};
+
+/// Largest number of gathered decoder elements (`rows × k × d_out`) held at once.
+const GATHER_BUDGET: usize = 1 << 24;
+
+/// Sparse decode of top-k codes: `values [n, k]`, `indices [n, k]`, `w_dec [d_sae, d_out]` →
+/// `[n, d_out]` (no bias). Works in row chunks so that the gathered rows never exceed
+/// 2²⁴ floats (64 MiB) at a time. Differentiable in `values` and `w_dec`.
+pub fn sparse_decode(values: Tensor<2>, indices: Tensor<2, Int>, w_dec: Tensor<2>) -> Tensor<2> {
+    let [n, k] = values.dims();
+    let d_out = w_dec.dims()[1];
+    if n == 0 || k == 0 {
+        return Tensor::zeros([n, d_out], &w_dec.device());
+    }
+    let chunk = (GATHER_BUDGET / (k * d_out).max(1)).clamp(1, n);
+    let mut parts = Vec::with_capacity(n.div_ceil(chunk));
+    let mut start = 0;
+    while start < n {
+        let end = (start + chunk).min(n);
+        let rows = end - start;
+        let idx = indices.clone().slice([start..end, 0..k]).reshape([rows * k]);
+        let gathered = w_dec.clone().select(0, idx).reshape([rows, k, d_out]);
+        let vals = values.clone().slice([start..end, 0..k]).reshape([rows, k, 1]);
+        parts.push((gathered * vals).sum_dim(1).reshape([rows, d_out]));
+        start = end;
+    }
+    if parts.len() == 1 { parts.pop().unwrap_or_else(|| Tensor::zeros([n, d_out], &w_dec.device())) } else { Tensor::cat(parts, 0) }
+}

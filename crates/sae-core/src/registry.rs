@@ -1,0 +1,78 @@
+//! Architecture registry: maps the `architecture` tag of a config to the code that builds it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::tensor::Device;
+
+use crate::config::SaeConfig;
+use crate::error::{Result, SaeError};
+use crate::params::ParamSet;
+use crate::sae::{Architecture, Sae};
+
+/// A set of architectures, looked up by name or alias. Not global: build one (for the built-in
+/// architectures, `sae_arch::registry()`) and pass it to whatever loads SAEs.
+#[derive(Clone, Default)]
+pub struct Registry {
+    archs: Vec<Arc<dyn Architecture>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an architecture; a later registration with the same name replaces the earlier one.
+    pub fn register(&mut self, arch: impl Architecture + 'static) -> &mut Self {
+        self.archs.retain(|a| a.name() != arch.name());
+        self.archs.push(Arc::new(arch));
+        self
+    }
+
+    /// Registered names, in registration order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.archs.iter().map(|a| a.name()).collect()
+    }
+
+    /// Looks an architecture up by name or alias.
+    pub fn get(&self, name: &str) -> Option<&dyn Architecture> {
+        self.archs
+            .iter()
+            .find(|a| a.name() == name || a.aliases().contains(&name))
+            .map(|a| a.as_ref())
+    }
+
+    /// Like [`Registry::get`], with an error listing the known names.
+    pub fn require(&self, name: &str, origin: Option<&Path>) -> Result<&dyn Architecture> {
+        self.get(name).ok_or_else(|| SaeError::UnknownArchitecture {
+            name: name.to_string(),
+            path: origin.map(Path::to_path_buf),
+            known: self.names().join(", "),
+        })
+    }
+
+    /// Builds an SAE from a config and parameters, checking names and shapes first.
+    /// The config's `architecture` is canonicalised (aliases become the registered name).
+    pub fn build(&self, mut cfg: SaeConfig, params: ParamSet, origin: &Path) -> Result<Box<dyn Sae>> {
+        let arch = self.require(&cfg.architecture, Some(origin))?;
+        cfg.architecture = arch.name().to_string();
+        let schema = arch.schema(&cfg, origin)?;
+        params.check_schema(&schema, origin, arch.name())?;
+        arch.build(cfg, params)
+    }
+
+    /// A freshly initialised SAE, deterministic in `seed`.
+    pub fn init(&self, mut cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
+        let arch = self.require(&cfg.architecture, None)?;
+        cfg.architecture = arch.name().to_string();
+        arch.schema(&cfg, Path::new("<config>"))?;
+        arch.init(cfg, device, seed)
+    }
+}

@@ -1,0 +1,192 @@
+//! The SAE contract: what every architecture implements.
+
+use burn::tensor::{Bool, Device, Tensor};
+
+use crate::codes::SparseCodes;
+use crate::config::SaeConfig;
+use crate::error::{Result, SaeError};
+use crate::params::ParamSet;
+
+/// Output of [`Sae::forward`].
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// The sparse codes.
+    pub codes: SparseCodes,
+    /// The reconstruction (or, for transcoders, the prediction) `[n, d_out]`.
+    pub output: Tensor<2>,
+}
+
+/// A batch for one training step.
+#[derive(Debug, Clone)]
+pub struct TrainBatch {
+    /// Input activations `[n, d_in]`.
+    pub x: Tensor<2>,
+    /// Target `[n, d_out]` for transcoders; `None` means the target is `x`.
+    pub y: Option<Tensor<2>>,
+}
+
+impl TrainBatch {
+    /// A batch whose target is its input.
+    pub fn autoencode(x: Tensor<2>) -> Self {
+        Self { x, y: None }
+    }
+
+    /// The reconstruction target.
+    pub fn target(&self) -> Tensor<2> {
+        self.y.clone().unwrap_or_else(|| self.x.clone())
+    }
+}
+
+/// Training-time context supplied by the trainer for one step.
+#[derive(Debug, Clone, Default)]
+pub struct TrainContext {
+    /// Latents that have not fired for the configured window, `[d_sae]` (for AuxK, pre-act loss).
+    pub dead_mask: Option<Tensor<1, Bool>>,
+    /// Number of dead latents (so architectures need not read the mask back from the device).
+    pub n_dead: usize,
+    /// Multiplier in `[0, 1]` on sparsity coefficients (the coefficient warm-up).
+    pub sparsity_scale: f32,
+}
+
+impl TrainContext {
+    /// A context with no dead latents and full sparsity coefficients.
+    pub fn plain() -> Self {
+        Self { dead_mask: None, n_dead: 0, sparsity_scale: 1.0 }
+    }
+}
+
+/// One named term of the training loss.
+#[derive(Debug, Clone)]
+pub struct LossTerm {
+    /// Name, following SAELens where it has one (`mse_loss`, `l1_loss`, `auxiliary_reconstruction_loss`, ...).
+    pub name: String,
+    /// Scalar value `[1]`, already weighted by its coefficient.
+    pub value: Tensor<1>,
+}
+
+/// Output of [`Sae::train_forward`].
+#[derive(Debug, Clone)]
+pub struct TrainOutput {
+    /// Total loss `[1]`: the sum of the terms.
+    pub loss: Tensor<1>,
+    /// The terms, in a fixed order.
+    pub terms: Vec<LossTerm>,
+    /// The codes of the batch.
+    pub codes: SparseCodes,
+    /// The reconstruction `[n, d_out]`.
+    pub output: Tensor<2>,
+}
+
+impl TrainOutput {
+    /// Builds the output, summing `terms` into the total.
+    pub fn from_terms(terms: Vec<LossTerm>, codes: SparseCodes, output: Tensor<2>) -> Self {
+        let device = output.device();
+        let loss = terms.iter().fold(Tensor::<1>::zeros([1], &device), |acc, t| acc + t.value.clone());
+        Self { loss, terms, codes, output }
+    }
+
+    /// The host value of each term, in order (reads back from the device).
+    pub fn term_values(&self) -> Vec<(String, f32)> {
+        self.terms.iter().map(|t| (t.name.clone(), t.value.clone().into_scalar::<f32>())).collect()
+    }
+}
+
+/// A sparse autoencoder (or transcoder) of any architecture.
+///
+/// Encoding takes raw activations: input normalisation and `b_dec` centring are the
+/// architecture's business, as in SAELens. Parameters live in a [`ParamSet`] under their SAELens
+/// names, which is what makes saving, loading and optimising architecture-independent.
+pub trait Sae: Send + Sync + std::fmt::Debug {
+    /// The configuration (architecture name, sizes, hyperparameters).
+    fn config(&self) -> &SaeConfig;
+
+    /// The parameters.
+    fn params(&self) -> &ParamSet;
+
+    /// Mutable access to the parameters (optimisers write here).
+    fn params_mut(&mut self) -> &mut ParamSet;
+
+    /// Encodes raw activations `x` `[n, d_in]` into sparse codes.
+    fn encode(&self, x: Tensor<2>) -> Result<SparseCodes>;
+
+    /// Decodes codes back to `[n, d_out]` (without any skip connection, which needs the input).
+    fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>>;
+
+    /// Encode then decode, including a skip connection `x · W_skipᵀ` when the SAE has one.
+    fn forward(&self, x: Tensor<2>) -> Result<Forward> {
+        let codes = self.encode(x.clone())?;
+        let mut output = self.decode(&codes)?;
+        if let Some(crate::params::ParamTensor::Matrix(w_skip)) = self.params().get("W_skip") {
+            output = output + x.matmul(w_skip.clone().transpose());
+        }
+        Ok(Forward { codes, output })
+    }
+
+    /// The training forward pass: codes, reconstruction and the named loss terms.
+    fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput>;
+
+    /// Adjusts gradients before the optimiser step (e.g. removes the component of each decoder
+    /// row's gradient parallel to the row). `grads` holds one gradient per parameter name.
+    fn project_gradients(&self, _grads: &mut ParamSet) {}
+
+    /// Runs after the optimiser step (decoder renormalisation, threshold updates).
+    fn after_step(&mut self, _out: &TrainOutput) -> Result<()> {
+        Ok(())
+    }
+
+    /// The config and parameters to save for inference. Training-only parameterisations are
+    /// folded here (a BatchTopK SAE becomes a JumpReLU SAE; decoder-norm rescaling is folded).
+    fn inference_export(&self) -> Result<(SaeConfig, ParamSet)> {
+        Ok((self.config().clone(), self.params().clone().map(|_, t| t.detach())))
+    }
+
+    /// The device the parameters live on.
+    fn device(&self) -> Device {
+        match self.params().iter().next() {
+            Some((_, crate::params::ParamTensor::Matrix(t))) => t.device(),
+            Some((_, crate::params::ParamTensor::Vector(t))) => t.device(),
+            None => Device::default(),
+        }
+    }
+}
+
+/// An architecture: validates configs, knows its parameter shapes, builds SAEs.
+///
+/// Implement this and [`Sae`] in one file, register it in a [`Registry`](crate::Registry), and
+/// every format, the CLI and the trainer can use the new architecture.
+pub trait Architecture: Send + Sync {
+    /// The registered name (SAELens's `architecture` value where SAELens has one).
+    fn name(&self) -> &'static str;
+
+    /// Other names accepted for this architecture.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// One line describing the architecture, for `sae info` and error messages.
+    fn describe(&self) -> &'static str;
+
+    /// Checks the hyperparameters and returns the parameter schema (name, shape) in order.
+    /// `origin` names the config file in errors.
+    fn schema(&self, cfg: &SaeConfig, origin: &std::path::Path) -> Result<Vec<(String, Vec<usize>)>>;
+
+    /// Builds an SAE from a config and parameters that match [`Architecture::schema`].
+    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>>;
+
+    /// A freshly initialised SAE for training, deterministic in `seed`.
+    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>>;
+}
+
+/// Checks that `x` is `[n, width]`, naming `what` in the error.
+pub fn check_width(x: &Tensor<2>, width: usize, what: &str) -> Result<()> {
+    let [n, d] = x.dims();
+    if d != width {
+        return Err(SaeError::ShapeMismatch {
+            path: "<input>".into(),
+            name: what.to_string(),
+            actual: vec![n, d],
+            expected: vec![n, width],
+        });
+    }
+    Ok(())
+}

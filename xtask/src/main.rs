@@ -1,0 +1,89 @@
+//! `cargo xtask <command>`: project automation in plain Rust.
+//!
+//! - `ci`: everything CI checks, in one command (the README's test command): the test suite on
+//!   Flex and NdArray, and on WGPU when a Vulkan driver is present (Mesa's lavapipe in CI); doc
+//!   tests; a type-check of the CUDA backend; `cargo deny` license and ban checks, offline.
+//! - `fixtures --python PY`: regenerate `fixtures/reference/` with the real SAELens and sparsify.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(&args[1..]),
+        Some("fixtures") => fixtures(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask ci [--no-wgpu] | cargo xtask fixtures --python PATH");
+            bail!("unknown or missing command")
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(step: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("==> {step}: {cmd:?}");
+    let start = Instant::now();
+    let status = cmd.current_dir(root()).status().with_context(|| format!("starting {step}"))?;
+    eprintln!("<== {step}: {status} in {:.0} s", start.elapsed().as_secs_f64());
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Whether a Vulkan ICD is installed (Mesa's lavapipe provides one without a GPU).
+fn vulkan_available() -> bool {
+    ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"].iter().any(|d| {
+        std::fs::read_dir(d).map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "json"))).unwrap_or(false)
+    })
+}
+
+fn ci(args: &[String]) -> Result<()> {
+    let want_wgpu = !args.iter().any(|a| a == "--no-wgpu");
+    let wgpu = want_wgpu && vulkan_available();
+    if want_wgpu && !wgpu {
+        bail!(
+            "no Vulkan driver found for the WGPU test suite. Install Mesa's software driver \
+             (`apt-get install mesa-vulkan-drivers libvulkan1`) or run `cargo xtask ci --no-wgpu`"
+        );
+    }
+    // A private runtime directory silences a warning from the Vulkan loader.
+    let runtime = std::env::temp_dir().join("sae-xdg-runtime");
+    std::fs::create_dir_all(&runtime).ok();
+    let features = if wgpu { "sae-arch/ndarray,sae-arch/wgpu" } else { "sae-arch/ndarray" };
+    for (step, extra) in [("tests", "--all-targets"), ("doc tests", "--doc")] {
+        run(
+            step,
+            cargo().args(["test", "--workspace", extra, "--features", features]).env("XDG_RUNTIME_DIR", &runtime),
+        )?;
+    }
+    // CUDA links against an LLVM bundle downloaded at build time, which this machine cannot
+    // fetch; DOCS_RS=1 makes the build scripts skip that, so this type-checks the CUDA backend.
+    run("cuda type-check", cargo().args(["check", "-p", "sae-cli", "--features", "cuda"]).env("DOCS_RS", "1"))?;
+    let has_deny = Command::new("cargo-deny").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !has_deny {
+        run("install cargo-deny", cargo().args(["install", "--locked", "cargo-deny@0.20.2"]))?;
+    }
+    run("licenses and bans", cargo().args(["deny", "--offline", "check", "licenses", "bans"]))?;
+    eprintln!("ci: all steps passed{}", if wgpu { "" } else { " (WGPU suite skipped)" });
+    Ok(())
+}
+
+fn fixtures(args: &[String]) -> Result<()> {
+    let python = match args {
+        [flag, path] if flag == "--python" => path.clone(),
+        _ => bail!("usage: cargo xtask fixtures --python PATH (a Python with torch, sae-lens and eai-sparsify; see fixtures/README.md)"),
+    };
+    run("reference fixtures", Command::new(python).arg("fixtures/generate_reference.py").env("SPARSIFY_DISABLE_TRITON", "1"))
+}
