@@ -119,14 +119,14 @@ impl BatchTopK {
     }
 
     /// Mean-squared-error and AuxK terms shared with Matryoshka.
-    pub(crate) fn base_terms(&self, pre: &Tensor<2>, output: &Tensor<2>, batch: &TrainBatch, ctx: &TrainContext) -> Vec<LossTerm> {
-        let target = batch.target();
+    pub(crate) fn base_terms(&self, pre: &Tensor<2>, output: &Tensor<2>, batch: &TrainBatch, ctx: &TrainContext) -> Result<Vec<LossTerm>> {
+        let target = batch.target(&self.cfg)?;
         let mut terms = vec![LossTerm { name: "mse_loss".into(), value: affine::mse_loss(output.clone(), target.clone()) }];
         if let Some(mask) = &ctx.dead_mask {
             let aux = affine::auxk_loss(pre.clone(), mask, ctx.n_dead, self.decoder(), target, output.clone(), AuxKNorm::PerRowMean);
             terms.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux.mul_scalar(self.hyper.aux_loss_coefficient) });
         }
-        terms
+        Ok(terms)
     }
 
     /// EMA update of the threshold from the smallest positive activation of a step.
@@ -180,7 +180,7 @@ impl Sae for BatchTopK {
         let (pre, norm) = self.hidden_pre(batch.x.clone());
         let codes = SparseCodes::dense(self.activate(pre.clone())).with_row_norm(norm);
         let output = self.decode(&codes)?;
-        let terms = self.base_terms(&pre, &output, batch, ctx);
+        let terms = self.base_terms(&pre, &output, batch, ctx)?;
         Ok(TrainOutput::from_terms(terms, codes, output))
     }
 

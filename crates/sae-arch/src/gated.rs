@@ -75,7 +75,7 @@ impl Sae for Gated {
         let active = gate.clone().greater_elem(0.0).float().detach();
         let codes = SparseCodes::dense(active * mag.clamp_min(0.0)).with_row_norm(norm);
         let output = self.decode(&codes)?;
-        let target = batch.target();
+        let target = batch.target(&self.cfg)?;
         let mse = affine::mse_loss(output.clone(), target.clone());
         let gate_act = gate.clamp_min(0.0);
         let w_dec = self.params.matrix("W_dec");

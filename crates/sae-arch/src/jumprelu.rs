@@ -182,7 +182,7 @@ impl Sae for JumpRelu {
         let acts = jumprelu_ste(pre.clone(), threshold.clone(), h.jumprelu_bandwidth, h.jumprelu_ste_to_input);
         let codes = SparseCodes::dense(acts.clone()).with_row_norm(norm);
         let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
-        let mse = affine::mse_loss(output.clone(), batch.target());
+        let mse = affine::mse_loss(output.clone(), batch.target(&self.cfg)?);
         let dec_norm = ops::row_norms(self.params.matrix("W_dec")).unsqueeze_dim(0);
         let coeff = h.l0_coefficient * ctx.sparsity_scale;
         let per_row = match h.jumprelu_sparsity_loss_mode {

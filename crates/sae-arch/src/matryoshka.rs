@@ -104,7 +104,7 @@ impl Sae for Matryoshka {
         let codes = SparseCodes::dense(inner.activate(pre.clone())).with_row_norm(norm);
         let prefixes = self.prefix_decodes(&inner, &codes);
         let output = prefixes.last().cloned().unwrap_or_else(|| batch.x.zeros_like());
-        let target = batch.target();
+        let target = batch.target(&self.cfg)?;
         let mut terms = if self.level_aux {
             let mut t = vec![LossTerm { name: "mse_loss".into(), value: affine::mse_loss(output.clone(), target.clone()) }];
             if let Some(mask) = &ctx.dead_mask {
@@ -112,7 +112,7 @@ impl Sae for Matryoshka {
             }
             t
         } else {
-            inner.base_terms(&pre, &output, batch, ctx)
+            inner.base_terms(&pre, &output, batch, ctx)?
         };
         for (w, recon) in self.widths.iter().zip(&prefixes).take(self.widths.len() - 1) {
             terms.push(LossTerm { name: format!("inner_mse_loss_{w}"), value: affine::mse_loss(recon.clone(), target.clone()) });

@@ -108,7 +108,7 @@ impl Sae for Standard {
         let codes = self.encode(batch.x.clone())?;
         let acts = codes.to_dense();
         let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
-        let mse = affine::mse_loss(output.clone(), batch.target());
+        let mse = affine::mse_loss(output.clone(), batch.target(&self.cfg)?);
         let weighted = match self.hyper.decoder_norm {
             DecoderNormSchool::Weighted => acts * ops::row_norms(self.params.matrix("W_dec")).unsqueeze_dim(0),
             DecoderNormSchool::Unit => acts,

@@ -162,7 +162,7 @@ impl Sae for TopK {
         let (pre, norm) = self.hidden_pre(batch.x.clone());
         let codes = self.select(pre.clone(), self.hyper.k).with_row_norm(norm.clone());
         let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
-        let target = batch.target();
+        let target = batch.target(&self.cfg)?;
         let mut terms = vec![LossTerm { name: "mse_loss".into(), value: self.recon_loss(output.clone(), target.clone()) }];
         if let Some(mask) = &ctx.dead_mask {
             let (norm_kind, aux_pre) = match self.hyper.loss {

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use sae_core::format::{Format, StoreDtype, load_sae, npy::read_npy, save_sae};
 use sae_core::params::host_f32;
 use sae_core::rng::SplitMix64;
-use sae_core::{Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, ops};
+use sae_core::{SaeConfig, SparseCodes, TrainBatch, TrainContext, ops};
 
 fn random(rows: usize, cols: usize, seed: u64, device: &Device) -> Tensor<2> {
     let mut rng = SplitMix64::new(seed);
@@ -64,11 +64,19 @@ pub fn every_architecture_round_trips(device: &Device) {
         assert_eq!(fwd.codes.to_dense().dims(), [5, cfg.d_sae], "{label}");
         let dead = Tensor::<1>::from_data(TensorData::new((0..cfg.d_sae).map(|j| (j % 3 == 0) as i32 as f32).collect::<Vec<_>>(), [cfg.d_sae]), device).greater_elem(0.5);
         let n_dead = cfg.d_sae.div_ceil(3);
-        let out = sae.train_forward(&TrainBatch::autoencode(x.clone()), &TrainContext { dead_mask: Some(dead), n_dead, sparsity_scale: 1.0 });
-        if cfg.d_out() == cfg.d_in {
-            let out = out.unwrap_or_else(|e| panic!("{label}: {e}"));
-            assert!(out.loss.clone().into_scalar::<f32>().is_finite(), "{label}: loss not finite");
-        }
+        let ctx = TrainContext { dead_mask: Some(dead), n_dead, sparsity_scale: 1.0 };
+        let autoencode = sae.train_forward(&TrainBatch::autoencode(x.clone()), &ctx);
+        let out = if cfg.d_out() == cfg.d_in {
+            autoencode.unwrap_or_else(|e| panic!("{label}: {e}"))
+        } else {
+            // A transcoder given no target is a typed shape error, not a panic.
+            assert!(matches!(autoencode, Err(sae_core::SaeError::ShapeMismatch { .. })), "{label}: {autoencode:?}");
+            let y = random(5, cfg.d_out(), 200 + i as u64, device);
+            sae.train_forward(&TrainBatch { x: x.clone(), y: Some(y) }, &ctx).unwrap_or_else(|e| panic!("{label}: {e}"))
+        };
+        let terms = out.term_values();
+        assert!(terms.iter().all(|(_, v)| v.is_finite()) && out.loss.clone().into_scalar::<f32>().is_finite(), "{label}: {terms:?}");
+        assert_eq!(out.output.dims(), [5, cfg.d_out()], "{label}");
 
         let (exp_cfg, exp_params) = sae.inference_export().unwrap();
         let reference = registry.build(exp_cfg, exp_params, Path::new("<export>")).unwrap();

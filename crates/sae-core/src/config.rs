@@ -124,6 +124,18 @@ impl SaeConfig {
             None => return Err(SaeError::config(path, "architecture", "missing")),
             Some(v) => return Err(SaeError::config(path, "architecture", format!("must be a string, got {v}"))),
         }
+        // With a flattened `extra`, serde's messages do not name the field: check each shared
+        // field on its own first so that the error can.
+        fn check<T: DeserializeOwned>(map: &Map<String, Value>, path: &Path, field: &str) -> Result<()> {
+            match map.get(field) {
+                Some(v) => serde_json::from_value::<T>(v.clone()).map(|_| ()).map_err(|e| SaeError::config(path, field, e.to_string())),
+                None => Ok(()),
+            }
+        }
+        check::<Normalization>(&map, path, "normalize_activations")?;
+        check::<bool>(&map, path, "apply_b_dec_to_input")?;
+        check::<Option<usize>>(&map, path, "d_out")?;
+        check::<String>(&map, path, "dtype")?;
         serde_json::from_value(Value::Object(map)).map_err(|e| {
             let msg = e.to_string();
             let field = ["normalize_activations", "apply_b_dec_to_input", "d_out", "dtype"]
@@ -144,10 +156,10 @@ impl SaeConfig {
     /// defaults). Keys `T` does not know are ignored here: they belong to the shared fields or
     /// to metadata. A key of the wrong type is an error naming that key.
     pub fn hyper<T: DeserializeOwned>(&self, path: &Path) -> Result<T> {
-        serde_json::from_value(Value::Object(self.extra.clone())).map_err(|e| {
-            let msg = e.to_string();
-            let field = self.extra.keys().find(|k| msg.contains(k.as_str())).cloned().unwrap_or_else(|| "-".into());
-            SaeError::config(path, field, msg)
+        serde_path_to_error::deserialize(Value::Object(self.extra.clone())).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { "-".to_string() } else { field };
+            SaeError::config(path, field, e.into_inner().to_string())
         })
     }
 
@@ -185,7 +197,7 @@ mod tests {
 
     #[test]
     fn typed_hyperparameters_and_field_errors() {
-        #[derive(Deserialize)]
+        #[derive(Debug, Deserialize)]
         struct H {
             k: usize,
         }

@@ -60,11 +60,18 @@ impl Registry {
 
     /// Builds an SAE from a config and parameters, checking names and shapes first.
     /// The config's `architecture` is canonicalised (aliases become the registered name).
-    pub fn build(&self, mut cfg: SaeConfig, params: ParamSet, origin: &Path) -> Result<Box<dyn Sae>> {
-        let arch = self.require(&cfg.architecture, Some(origin))?;
+    /// `origin` names where both came from in errors.
+    pub fn build(&self, cfg: SaeConfig, params: ParamSet, origin: &Path) -> Result<Box<dyn Sae>> {
+        self.build_from_files(cfg, params, origin, origin)
+    }
+
+    /// Like [`Registry::build`], for a config and weights read from two files: config errors
+    /// name `cfg_path`, missing or mis-shaped tensors name `weights_path`.
+    pub fn build_from_files(&self, mut cfg: SaeConfig, params: ParamSet, cfg_path: &Path, weights_path: &Path) -> Result<Box<dyn Sae>> {
+        let arch = self.require(&cfg.architecture, Some(cfg_path))?;
         cfg.architecture = arch.name().to_string();
-        let schema = arch.schema(&cfg, origin)?;
-        params.check_schema(&schema, origin, arch.name())?;
+        let schema = arch.schema(&cfg, cfg_path)?;
+        params.check_schema(&schema, weights_path, arch.name())?;
         arch.build(cfg, params)
     }
 

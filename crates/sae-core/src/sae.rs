@@ -31,9 +31,21 @@ impl TrainBatch {
         Self { x, y: None }
     }
 
-    /// The reconstruction target.
-    pub fn target(&self) -> Tensor<2> {
-        self.y.clone().unwrap_or_else(|| self.x.clone())
+    /// The reconstruction target, checked against the config: `[n, d_out]` with the same `n` as
+    /// the input. An autoencoding batch (no `y`) of a transcoder whose `d_out ≠ d_in` is an error.
+    pub fn target(&self, cfg: &SaeConfig) -> Result<Tensor<2>> {
+        let [n, _] = self.x.dims();
+        let y = self.y.clone().unwrap_or_else(|| self.x.clone());
+        let [rows, cols] = y.dims();
+        if rows != n || cols != cfg.d_out() {
+            return Err(SaeError::ShapeMismatch {
+                path: "<batch>".into(),
+                name: if self.y.is_some() { "target".into() } else { "target (the input, as no target was given)".into() },
+                actual: vec![rows, cols],
+                expected: vec![n, cfg.d_out()],
+            });
+        }
+        Ok(y)
     }
 }
 

@@ -66,7 +66,7 @@ impl Sae for SoftplusSae {
     fn train_forward(&self, batch: &TrainBatch, _ctx: &TrainContext) -> Result<TrainOutput> {
         let codes = self.encode(batch.x.clone())?;
         let output = self.decode(&codes)?;
-        let mse = affine::mse_loss(output.clone(), batch.target());
+        let mse = affine::mse_loss(output.clone(), batch.target(&self.cfg)?);
         Ok(TrainOutput::from_terms(vec![LossTerm { name: "mse_loss".into(), value: mse }], codes, output))
     }
 }

@@ -64,6 +64,12 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
     let tensors = read_safetensors(&weights)?;
     let stored_dtype = tensors.first().map(|t| t.dtype).unwrap_or(StoreDtype::F32);
     let mut notes = Vec::new();
+    if tensors.iter().any(|t| t.dtype != stored_dtype) {
+        notes.push("tensors are stored in mixed dtypes; all are computed in f32".into());
+    }
+    if cfg.dtype != stored_dtype.name() {
+        notes.push(format!("cfg.json says dtype `{}` but the weights are stored as {}", cfg.dtype, stored_dtype.name()));
+    }
     let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     let mut scaling_factor: Option<Vec<f32>> = None;
     for t in tensors {
@@ -102,7 +108,7 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
         notes.push("reshape_activations (hook_z) is ignored: inputs must already be flattened to d_in".into());
     }
     let params = params_from_host(host, device, &weights)?;
-    let sae = registry.build(cfg, params, &dir.join(CFG_FILE))?;
+    let sae = registry.build_from_files(cfg, params, &dir.join(CFG_FILE), &weights)?;
     Ok(LoadedSae { sae, format: Format::SaeLens, stored_dtype, notes })
 }
 

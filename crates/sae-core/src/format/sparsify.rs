@@ -101,6 +101,11 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
     let tensors = read_safetensors(&weights)?;
     let stored_dtype = tensors.first().map(|t| t.dtype).unwrap_or(StoreDtype::F32);
     cfg.dtype = stored_dtype.name().to_string();
+    for required in ["encoder.weight", "encoder.bias", "W_dec", "b_dec"] {
+        if !tensors.iter().any(|t| t.name == required) {
+            return Err(SaeError::MissingTensor { path: weights.clone(), name: required.into(), architecture: "sparsify".into() });
+        }
+    }
     let mut host = Vec::new();
     for t in tensors {
         match t.name.as_str() {
@@ -120,7 +125,7 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
         notes.push("transcoder: the input is not centred by b_dec".into());
     }
     let params = params_from_host(host, device, &weights)?;
-    let sae = registry.build(cfg, params, &cfg_path)?;
+    let sae = registry.build_from_files(cfg, params, &cfg_path, &weights)?;
     Ok(LoadedSae { sae, format: Format::Sparsify, stored_dtype, notes })
 }
 
