@@ -49,7 +49,7 @@ fn check_inference(name: &str, sae: &dyn Sae, device: &Device) -> f32 {
 }
 
 #[test]
-fn saelens_inference_matches_reference() {
+fn saelens_and_gemma_scope_inference_matches_reference() {
     let device = Device::flex();
     let registry = sae_arch::registry();
     let mut worst = 0f32;
@@ -72,8 +72,13 @@ fn saelens_inference_matches_reference() {
         "train_batchtopk_inference",
         "train_matryoshka_inference",
         "train_topk_rescale_inference",
+        "gemma_scope",
+        "gemma_scope_compressed",
     ] {
         let loaded = load_sae(&fixture(name), &registry, &device).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The half-precision fixtures really are stored in half precision.
+        let want_dtype = if name.ends_with("_bf16") { "bfloat16" } else if name.ends_with("_f16") { "float16" } else { "float32" };
+        assert_eq!(loaded.stored_dtype.name(), want_dtype, "{name}");
         worst = worst.max(check_inference(name, loaded.sae.as_ref(), &device));
     }
     println!("largest SAELens inference difference: {worst:.2e}");

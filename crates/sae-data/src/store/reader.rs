@@ -1,0 +1,125 @@
+//! Reading a store: memory-mapped shards, checked against the metadata.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
+
+use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, StoreMetadata};
+use crate::error::{DataError, Result};
+
+#[derive(Debug)]
+struct MappedShard {
+    path: PathBuf,
+    map: Mmap,
+    /// Byte offset of the activation data inside the file.
+    data_start: usize,
+    rows: usize,
+    /// Index of the shard's first row in the store.
+    first_row: u64,
+}
+
+/// A store opened for reading. Shards are memory-mapped, so opening costs no reads of the data.
+#[derive(Debug)]
+pub struct ActivationStore {
+    dir: PathBuf,
+    meta: StoreMetadata,
+    shards: Vec<MappedShard>,
+}
+
+impl ActivationStore {
+    /// Opens the store in `dir`, checking every shard's header against the metadata: a missing,
+    /// truncated or mis-shaped shard is an error naming the file.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let meta_path = dir.join(METADATA_FILE);
+        let text = std::fs::read_to_string(&meta_path).map_err(|e| DataError::io("reading store metadata", &meta_path, e))?;
+        let meta = StoreMetadata::parse(&text, &meta_path)?;
+        let mut shards = Vec::with_capacity(meta.shards.len());
+        let mut first_row = 0u64;
+        for info in &meta.shards {
+            let path = dir.join(&info.file);
+            let file = File::open(&path).map_err(|e| DataError::io("opening shard", &path, e))?;
+            // SAFETY: the map is read-only; shards are written once (atomically, by rename) and
+            // never modified in place, so the mapped bytes do not change under us.
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io("mapping shard", &path, e))?;
+            let data_start = check_shard(&map, &path, info.rows, meta.d_in)?;
+            shards.push(MappedShard { path, map, data_start, rows: info.rows, first_row });
+            first_row += info.rows as u64;
+        }
+        Ok(Self { dir: dir.to_path_buf(), meta, shards })
+    }
+
+    /// The metadata.
+    pub fn metadata(&self) -> &StoreMetadata {
+        &self.meta
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> u64 {
+        self.meta.count
+    }
+
+    /// Whether the store has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.meta.count == 0
+    }
+
+    /// Width of each row.
+    pub fn d_in(&self) -> usize {
+        self.meta.d_in
+    }
+
+    /// Appends rows `start .. start + n` (row-major) to `out`. Rows may span shards.
+    pub fn read_rows(&self, start: u64, n: usize, out: &mut Vec<f32>) -> Result<()> {
+        let end = start + n as u64;
+        if end > self.meta.count {
+            return Err(DataError::invalid("rows", format!("rows {start}..{end} are beyond the store's {} rows ({})", self.meta.count, self.dir.display())));
+        }
+        let d = self.meta.d_in;
+        out.reserve(n * d);
+        let mut row = start;
+        while row < end {
+            let idx = self.shards.partition_point(|s| s.first_row + s.rows as u64 <= row);
+            let shard = &self.shards[idx];
+            let local = (row - shard.first_row) as usize;
+            let take = ((end - row) as usize).min(shard.rows - local);
+            let begin = shard.data_start + local * d * 4;
+            let bytes = &shard.map[begin..begin + take * d * 4];
+            out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            row += take as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads one row into `out` (replacing its contents).
+    pub fn read_row(&self, index: u64, out: &mut Vec<f32>) -> Result<()> {
+        out.clear();
+        self.read_rows(index, 1, out)
+    }
+
+    /// The shard files, in order.
+    pub fn shard_paths(&self) -> Vec<&Path> {
+        self.shards.iter().map(|s| s.path.as_path()).collect()
+    }
+}
+
+/// Validates a shard's safetensors header and size; returns the data offset.
+fn check_shard(map: &[u8], path: &Path, rows: usize, d_in: usize) -> Result<usize> {
+    let bad = |reason: String| DataError::Shard { path: path.to_path_buf(), reason };
+    let tensors = SafeTensors::deserialize(map).map_err(|e| bad(format!("not a valid safetensors file ({e}); it may be truncated")))?;
+    let view = tensors.tensor(ACTIVATIONS_TENSOR).map_err(|_| bad(format!("no `{ACTIVATIONS_TENSOR}` tensor")))?;
+    if view.dtype() != Dtype::F32 {
+        return Err(bad(format!("`{ACTIVATIONS_TENSOR}` is {:?}, the store says float32", view.dtype())));
+    }
+    if view.shape() != [rows, d_in] {
+        return Err(bad(format!("`{ACTIVATIONS_TENSOR}` has shape {:?}, the metadata says [{rows}, {d_in}]", view.shape())));
+    }
+    let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
+    Ok(start)
+}

@@ -1,0 +1,120 @@
+//! Activation stores: round trips, resumption after a crash, and typed errors on bad files.
+
+use std::path::Path;
+
+use sae_data::DataError;
+use sae_data::store::{ActivationStore, METADATA_FILE, StoreWriter};
+
+fn rows(n: usize, d: usize, offset: usize) -> Vec<f32> {
+    (0..n * d).map(|i| (offset * d + i) as f32 * 0.5).collect()
+}
+
+fn write(dir: &Path, n: usize, d: usize, shard_rows: usize) -> ActivationStore {
+    let mut w = StoreWriter::create(dir, d, shard_rows, serde_json::json!({"test": true})).unwrap();
+    // Uneven pushes that straddle shard boundaries.
+    let mut done = 0;
+    for step in [3usize, 7, 1, 20].iter().cycle() {
+        if done == n {
+            break;
+        }
+        let take = (*step).min(n - done);
+        w.push_rows(&rows(take, d, done)).unwrap();
+        done += take;
+    }
+    w.finish().unwrap();
+    ActivationStore::open(dir).unwrap()
+}
+
+#[test]
+fn rows_round_trip_across_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = write(tmp.path(), 53, 4, 10);
+    assert_eq!((store.len(), store.d_in(), store.metadata().shards.len()), (53, 4, 6));
+    assert!(store.metadata().complete);
+    let mut out = Vec::new();
+    store.read_rows(0, 53, &mut out).unwrap();
+    assert_eq!(out, rows(53, 4, 0));
+    out.clear();
+    store.read_rows(8, 15, &mut out).unwrap();
+    assert_eq!(out, rows(15, 4, 8));
+    assert!(matches!(store.read_rows(50, 4, &mut out), Err(DataError::Invalid { .. })));
+}
+
+#[test]
+fn a_killed_writer_resumes_from_its_last_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let mut w = StoreWriter::create(&dir, 3, 8, serde_json::json!(null)).unwrap();
+    w.push_rows(&rows(21, 3, 0)).unwrap();
+    assert_eq!(w.committed_rows(), 16);
+    drop(w); // killed: the 5 pending rows are lost, the 2 shards are not
+    let store = ActivationStore::open(&dir).unwrap();
+    assert_eq!(store.len(), 16);
+    assert!(!store.metadata().complete);
+    let mut w = StoreWriter::resume(&dir).unwrap();
+    let from = w.committed_rows() as usize;
+    w.push_rows(&rows(30 - from, 3, from)).unwrap();
+    w.finish().unwrap();
+    let resumed = ActivationStore::open(&dir).unwrap();
+    let reference = write(&tmp.path().join("r"), 30, 3, 8);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    resumed.read_rows(0, 30, &mut a).unwrap();
+    reference.read_rows(0, 30, &mut b).unwrap();
+    assert_eq!(a, b);
+    assert!(matches!(StoreWriter::resume(&dir), Err(DataError::Metadata { field, .. }) if field == "complete"));
+}
+
+#[test]
+fn truncated_shard_is_a_typed_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), 20, 4, 10);
+    let shard = tmp.path().join("shard-000001.safetensors");
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() - 7]).unwrap();
+    match ActivationStore::open(tmp.path()) {
+        Err(DataError::Shard { path, reason }) => {
+            assert_eq!(path, shard);
+            assert!(reason.contains("truncated"), "{reason}");
+        }
+        other => panic!("expected a shard error, got {other:?}"),
+    }
+    std::fs::remove_file(&shard).unwrap();
+    assert!(matches!(ActivationStore::open(tmp.path()), Err(DataError::Io { path, .. }) if path == shard));
+}
+
+#[test]
+fn metadata_that_disagrees_with_the_data_is_a_typed_error() {
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), 20, 4, 10);
+        let path = tmp.path().join(METADATA_FILE);
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&path, v.to_string()).unwrap();
+        ActivationStore::open(tmp.path()).map(|_| ())
+    };
+    match edit(&|v| v["count"] = 25.into()) {
+        Err(DataError::Metadata { field, .. }) => assert_eq!(field, "count"),
+        other => panic!("{other:?}"),
+    }
+    match edit(&|v| v["d_in"] = 5.into()) {
+        Err(DataError::Shard { reason, .. }) => assert!(reason.contains("[10, 5]"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    match edit(&|v| v["shards"][0]["rows"] = 9.into()) {
+        Err(DataError::Metadata { field, .. }) => assert_eq!(field, "count"),
+        other => panic!("{other:?}"),
+    }
+    match edit(&|v| v["colour"] = "blue".into()) {
+        Err(DataError::Metadata { field, reason, .. }) => assert!(field == "colour" && reason.contains("unknown"), "{field}: {reason}"),
+        other => panic!("{other:?}"),
+    }
+    match edit(&|v| v["dtype"] = "int8".into()) {
+        Err(DataError::Metadata { field, .. }) => assert_eq!(field, "dtype"),
+        other => panic!("{other:?}"),
+    }
+    match edit(&|v| v["shards"][0]["file"] = "../../etc/passwd".into()) {
+        Err(DataError::Metadata { field, .. }) => assert_eq!(field, "shards"),
+        other => panic!("{other:?}"),
+    }
+}
