@@ -3,6 +3,7 @@
 
 mod backend;
 mod commands;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,12 @@ enum Command {
     Convert(commands::convert::ConvertArgs),
     /// Describe an SAE directory: architecture, sizes, dtype and anything unusual.
     Info(commands::info::InfoArgs),
+    /// Write synthetic activations built from known features (and the features).
+    Synth(commands::synth::SynthArgs),
+    /// Train SAEs on an activation store.
+    Train(commands::train::TrainArgs),
+    /// Evaluate an SAE on an activation store (and against ground-truth features).
+    Eval(commands::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +39,9 @@ fn main() -> ExitCode {
         Command::Encode(args) => commands::encode::run(args),
         Command::Convert(args) => commands::convert::run(args),
         Command::Info(args) => commands::info::run(args),
+        Command::Synth(args) => commands::synth::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -67,6 +67,30 @@ impl ParamTensor {
         }
     }
 
+    /// The tensor without its autodiff association (on the inner backend).
+    pub fn without_autodiff(self) -> Self {
+        match self {
+            ParamTensor::Vector(t) => ParamTensor::Vector(t.without_autodiff()),
+            ParamTensor::Matrix(t) => ParamTensor::Matrix(t.without_autodiff()),
+        }
+    }
+
+    /// The tensor with autodiff enabled (it still needs [`ParamTensor::require_grad`] to be a leaf).
+    pub fn with_autodiff(self) -> Self {
+        match self {
+            ParamTensor::Vector(t) => ParamTensor::Vector(t.autodiff()),
+            ParamTensor::Matrix(t) => ParamTensor::Matrix(t.autodiff()),
+        }
+    }
+
+    /// The gradient of this leaf in `grads`, if it has one (without autodiff).
+    pub fn grad(&self, grads: &burn::tensor::Gradients) -> Option<Self> {
+        match self {
+            ParamTensor::Vector(t) => t.grad(grads).map(ParamTensor::Vector),
+            ParamTensor::Matrix(t) => t.grad(grads).map(ParamTensor::Matrix),
+        }
+    }
+
     /// Moves the tensor to `device`.
     pub fn to_device(self, device: &Device) -> Self {
         match self {

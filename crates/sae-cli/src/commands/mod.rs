@@ -3,3 +3,6 @@
 pub mod convert;
 pub mod encode;
 pub mod info;
+pub mod eval;
+pub mod synth;
+pub mod train;

@@ -1,0 +1,139 @@
+//! `sae synth`, `sae train` and `sae eval` end to end: determinism across runs and seeds, a run
+//! killed with SIGKILL that resumes to bit-identical weights, and bad configs as typed errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sae"))
+}
+
+fn sae(args: &[&str]) -> Output {
+    bin().args(args).output().expect("running sae")
+}
+
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn synth(dir: &Path, tokens: u64) -> PathBuf {
+    let store = dir.join("store");
+    ok(sae(&["synth", "--out", s(&store), "--d-in", "16", "--n-features", "48", "--tokens", &tokens.to_string(), "--parents", "4", "--seed", "5"]));
+    store
+}
+
+fn weights(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("sae_weights.safetensors")).unwrap()
+}
+
+fn train(store: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "--data", s(store), "--arch", "topk", "--d-sae", "64", "--k", "4", "--out", s(out), "--batch-size", "256", "--lr", "3e-3", "--set", "dead_tokens=2000"];
+    args.extend_from_slice(extra);
+    sae(&args)
+}
+
+#[test]
+fn same_seed_same_weights_different_seed_different_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = synth(tmp.path(), 20_000);
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    ok(train(&store, &a, &["--seed", "1"]));
+    ok(train(&store, &b, &["--seed", "1"]));
+    ok(train(&store, &c, &["--seed", "2"]));
+    assert_eq!(weights(&a), weights(&b));
+    assert_ne!(weights(&a), weights(&c));
+    // Metrics and curves were written.
+    let lines = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    let last: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert_eq!(last["step"], 79);
+    let (f0, f1) = (first["fvu"].as_f64().unwrap(), last["fvu"].as_f64().unwrap());
+    assert!(f1 < 0.8 * f0, "training did not reduce the FVU: {f0} -> {f1}");
+    assert!(a.join("training_curves.svg").is_file());
+    // The saved SAE evaluates, with ground-truth recovery.
+    let json = tmp.path().join("eval.json");
+    ok(sae(&["eval", "--sae", s(&a), "--data", s(&store), "--ground-truth", s(&store.join("ground_truth.safetensors")), "--json", s(&json), "--rows", "5000"]));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in ["l0", "mse", "fvu", "explained_variance", "dead_fraction", "mcc", "recovered_frac", "cosine", "l2_ratio"] {
+        assert!(v[key].is_number(), "missing {key}: {v}");
+    }
+    assert!((v["l0"].as_f64().unwrap() - 4.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_identical_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = synth(tmp.path(), 400_000);
+    let straight = tmp.path().join("straight");
+    let killed = tmp.path().join("killed");
+    let common = ["--seed", "3", "--checkpoint-every", "25", "--tokens", "400000"];
+    ok(train(&store, &straight, &common));
+
+    let mut args: Vec<String> = ["train", "--data", s(&store), "--arch", "topk", "--d-sae", "64", "--k", "4", "--out", s(&killed), "--batch-size", "256", "--lr", "3e-3", "--set", "dead_tokens=2000"].iter().map(|a| a.to_string()).collect();
+    args.extend(common.iter().map(|a| a.to_string()));
+    let mut child = bin().args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Kill it as soon as a checkpoint past the first exists, mid-run.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let state = killed.join("checkpoint/state.json");
+    loop {
+        let step = std::fs::read_to_string(&state).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["step"].as_u64());
+        if step.is_some_and(|s| s >= 50) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint appeared");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be killed; make it longer");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run finished before the kill");
+    assert!(!killed.join("sae_weights.safetensors").exists(), "final weights exist: the kill came too late");
+
+    let mut resume = args.clone();
+    resume.push("--resume".into());
+    ok(bin().args(&resume).output().unwrap());
+    assert_eq!(weights(&killed), weights(&straight), "resumed weights differ from the uninterrupted run");
+    assert_eq!(
+        std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap(),
+        std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap()
+    );
+}
+
+#[test]
+fn bad_training_input_is_a_typed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = synth(tmp.path(), 3000);
+    let out = tmp.path().join("o");
+    let cfg = tmp.path().join("train.toml");
+    let fails = |o: Output, needles: &[&str]| {
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(!o.status.success(), "expected failure: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "`{n}` not in: {err}");
+        }
+    };
+    std::fs::write(&cfg, format!("data = {:?}\nout = {:?}\nlearning_rate = 1e-3\n[[sae]]\narchitecture = \"topk\"\nd_sae = 32\nk = 4\n", s(&store), s(&out))).unwrap();
+    fails(sae(&["train", "--config", s(&cfg)]), &["train.toml", "learning_rate"]);
+    std::fs::write(&cfg, format!("data = {:?}\nout = {:?}\nlr = -1.0\n[[sae]]\narchitecture = \"topk\"\nd_sae = 32\nk = 4\n", s(&store), s(&out))).unwrap();
+    fails(sae(&["train", "--config", s(&cfg)]), &["train.toml", "`lr`", "positive"]);
+    std::fs::write(&cfg, format!("data = {:?}\nout = {:?}\n[[sae]]\narchitecture = \"topk\"\nd_sae = 32\nk = 40\n", s(&store), s(&out))).unwrap();
+    fails(sae(&["train", "--config", s(&cfg)]), &["train.toml", "sae[0].k"]);
+    fails(train(&store, &out, &["--set", "batch_size=0"]), &["batch_size"]);
+    fails(sae(&["train", "--data", s(&store), "--arch", "nope", "--d-sae", "8", "--out", s(&out)]), &["nope", "topk"]);
+    fails(train(&tmp.path().join("missing"), &out, &[]), &["missing", "metadata.json"]);
+    fails(sae(&["train", "--data", s(&store), "--arch", "topk", "--d-sae", "8", "--k", "2", "--out", s(&tmp.path().join("fresh")), "--resume"]), &["no checkpoint"]);
+    // A truncated shard.
+    let shard = store.join("shard-000000.safetensors");
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    fails(train(&store, &out, &[]), &["shard-000000.safetensors", "truncated"]);
+}

@@ -1,0 +1,22 @@
+//! # sae-metrics
+//!
+//! How good an SAE is: [reconstruction and sparsity](reconstruction) metrics accumulated over
+//! batches, and [ground-truth recovery](recovery) (Hungarian matching of decoder rows to known
+//! features by |cosine|). Formulas and sources are in `docs/metrics.md`.
+//!
+//! ```
+//! use sae_metrics::recovery::feature_recovery;
+//!
+//! // Decoder rows that are the true features, permuted and sign-flipped: perfect recovery.
+//! let truth = [1.0, 0.0, 0.0, 1.0];
+//! let decoder = [0.0, -2.0, 3.0, 0.0, 1.0, 1.0];
+//! let r = feature_recovery(&truth, &decoder, 2, 0.9).unwrap();
+//! assert!((r.mcc - 1.0).abs() < 1e-12);
+//! assert_eq!(r.matched_latent, vec![1, 0]);
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod hungarian;
+pub mod reconstruction;
+pub mod recovery;

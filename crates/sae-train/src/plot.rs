@@ -1,0 +1,62 @@
+//! Training curves drawn from `metrics.jsonl` as an SVG: one panel per quantity (loss, FVU,
+//! L0, dead fraction), one line per SAE, against tokens.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::error::{Result, TrainError};
+
+const PANELS: [&str; 4] = ["loss", "fvu", "l0", "dead_fraction"];
+
+fn err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint { path: path.to_path_buf(), reason: format!("plotting: {e}") }
+}
+
+/// Reads `metrics` (JSON lines with `sae`, `tokens` and the panel keys) and writes `out` (SVG).
+pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(metrics).map_err(|e| err(metrics, e))?;
+    // series[panel][sae] = [(tokens, value)]
+    let mut series: BTreeMap<&str, BTreeMap<String, Vec<(f64, f64)>>> = BTreeMap::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let (Some(sae), Some(tokens)) = (v["sae"].as_str(), v["tokens"].as_f64()) else { continue };
+        for p in PANELS {
+            if let Some(y) = v[p].as_f64().filter(|y| y.is_finite()) {
+                series.entry(p).or_default().entry(sae.to_string()).or_default().push((tokens, y));
+            }
+        }
+    }
+    if series.is_empty() {
+        return Err(err(metrics, "no metric lines to plot"));
+    }
+    let root = SVGBackend::new(out, (1200, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(out, e))?;
+    let areas = root.split_evenly((2, 2));
+    for (area, panel) in areas.iter().zip(PANELS) {
+        let Some(lines) = series.get(panel) else { continue };
+        let pts = lines.values().flatten();
+        let (x_max, y_min, y_max) = pts.fold((1f64, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), (t, y)| (x.max(*t), lo.min(*y), hi.max(*y)));
+        let pad = ((y_max - y_min) * 0.05).max(1e-9);
+        let mut chart = ChartBuilder::on(area)
+            .caption(panel, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))
+            .map_err(|e| err(out, e))?;
+        chart.configure_mesh().x_desc("tokens").draw().map_err(|e| err(out, e))?;
+        for (i, (name, pts)) in lines.iter().enumerate() {
+            let colour = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
+                .map_err(|e| err(out, e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+        }
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(out, e))?;
+    }
+    root.present().map_err(|e| err(out, e))?;
+    Ok(())
+}

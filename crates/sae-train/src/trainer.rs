@@ -1,0 +1,398 @@
+//! The training loop: one pass over a shuffled activation stream trains every configured SAE.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use sae_core::format::{Format, StoreDtype, save_sae};
+use sae_core::params::host_f32;
+use sae_core::{ParamSet, ParamTensor, Registry, Sae, SaeConfig, TrainBatch, TrainContext};
+use sae_data::batches::{BatchStream, ShuffleSettings};
+use sae_data::stats::{NormStats, filter_nonfinite, geometric_median, sample_rows};
+use sae_data::store::ActivationStore;
+
+use crate::adam::{Adam, clip_grad_norm};
+use crate::checkpoint::{self, RunState, SaeState, SaeTensors};
+use crate::config::{BDecInit, TrainConfig, TrainNormalization};
+use crate::dead::DeadTracker;
+use crate::error::{Result, TrainError};
+use crate::schedule::{LrSchedule, sparsity_scale};
+
+/// File of per-step metrics (JSON lines) in the output directory.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// One SAE being trained.
+#[derive(Debug)]
+struct SaeRun {
+    name: String,
+    sae: Box<dyn Sae>,
+    adam: Adam,
+    dead: DeadTracker,
+    lr: f64,
+}
+
+/// What the progress callback sees after each step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Steps completed.
+    pub step: u64,
+    /// Total steps of the run.
+    pub total_steps: u64,
+    /// Tokens consumed.
+    pub tokens: u64,
+}
+
+/// Final figures of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// Steps completed.
+    pub steps: u64,
+    /// Rows dropped for non-finite values.
+    pub skipped_rows: u64,
+    /// Output directory of each SAE, in config order.
+    pub outputs: Vec<PathBuf>,
+}
+
+/// A training run over one activation store.
+pub struct Trainer {
+    cfg: TrainConfig,
+    origin: PathBuf,
+    device: Device,
+    store: ActivationStore,
+    runs: Vec<SaeRun>,
+    step: u64,
+    position: u64,
+    skipped_rows: u64,
+    norm_scale: f32,
+    total_steps: u64,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer").field("out", &self.cfg.out).field("step", &self.step).field("total_steps", &self.total_steps).finish()
+    }
+}
+
+fn config_json(cfg: &TrainConfig) -> serde_json::Value {
+    serde_json::to_value(cfg).unwrap_or(serde_json::Value::Null)
+}
+
+impl Trainer {
+    /// Prepares a run: opens the store, and either starts fresh (initialising each SAE from its
+    /// seed, `b_dec` from the data) or, with `resume`, continues from the newest checkpoint in
+    /// the output directory. `origin` names the config in errors; `device` is a plain (not
+    /// autodiff) device: autodiff is switched on per step.
+    pub fn new(cfg: TrainConfig, origin: &Path, registry: &Registry, device: &Device, resume: bool) -> Result<Self> {
+        cfg.validate(origin)?;
+        let device = device.clone().inner();
+        let store = ActivationStore::open(&cfg.data)?;
+        if store.is_empty() {
+            return Err(TrainError::config(origin, "data", format!("{} holds no activations", cfg.data.display())));
+        }
+        let tokens = cfg.tokens.unwrap_or(store.len());
+        let total_steps = tokens.div_ceil(cfg.batch_size as u64);
+        let mut runs = Vec::with_capacity(cfg.saes.len());
+        for (i, spec) in cfg.saes.iter().enumerate() {
+            let mut sc = SaeConfig::new(&spec.architecture, store.d_in(), spec.d_sae);
+            sc.extra = spec.hyper.clone();
+            if spec.hyper.contains_key("d_out") {
+                return Err(TrainError::config(origin, format!("sae[{i}].d_out"), "training transcoders from a store of one hook is not supported yet"));
+            }
+            let seed = spec.seed.unwrap_or(cfg.seed);
+            let sae = registry.init(sc, &device, seed).map_err(|e| match e {
+                sae_core::SaeError::Config { field, reason, .. } => TrainError::config(origin, format!("sae[{i}].{field}"), reason),
+                other => other.into(),
+            })?;
+            let d_sae = sae.config().d_sae;
+            runs.push(SaeRun {
+                name: cfg.sae_name(i),
+                sae,
+                adam: Adam::new(cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps),
+                dead: DeadTracker::new(d_sae, cfg.dead_tokens),
+                lr: spec.lr.unwrap_or(cfg.lr),
+            });
+        }
+        let mut trainer = Self { cfg, origin: origin.to_path_buf(), device, store, runs, step: 0, position: 0, skipped_rows: 0, norm_scale: 1.0, total_steps };
+        std::fs::create_dir_all(&trainer.cfg.out).map_err(|e| TrainError::config(origin, "out", format!("cannot create {}: {e}", trainer.cfg.out.display())))?;
+        if resume {
+            let dir = checkpoint::find(&trainer.cfg.out).ok_or_else(|| TrainError::Checkpoint {
+                path: trainer.cfg.out.join(checkpoint::CHECKPOINT_DIR),
+                reason: "no checkpoint to resume from".into(),
+            })?;
+            trainer.restore(&dir)?;
+        } else {
+            trainer.initialise_from_data()?;
+            // A fresh run starts a fresh metrics log.
+            let _ = std::fs::remove_file(trainer.cfg.out.join(METRICS_FILE));
+        }
+        Ok(trainer)
+    }
+
+    /// Total steps of the run.
+    pub fn total_steps(&self) -> u64 {
+        self.total_steps
+    }
+
+    /// Steps completed.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    fn initialise_from_data(&mut self) -> Result<()> {
+        let d = self.store.d_in();
+        let sample = sample_rows(&self.store, self.cfg.stats_rows)?;
+        let stats = NormStats::from_rows(&sample, d)?;
+        self.norm_scale = match self.cfg.normalize_activations {
+            TrainNormalization::None => 1.0,
+            TrainNormalization::ExpectedAverageOnlyIn => stats.scale(),
+        };
+        let centre = match self.cfg.b_dec_init {
+            BDecInit::Zeros => None,
+            BDecInit::Mean => Some(stats.mean.clone()),
+            BDecInit::GeometricMedian => Some(geometric_median(&sample, d, 100, 1e-6)?),
+        };
+        if let Some(c) = centre {
+            let scaled: Vec<f32> = c.iter().map(|v| v * self.norm_scale).collect();
+            for run in &mut self.runs {
+                if run.sae.params().contains("b_dec") && run.sae.config().apply_b_dec_to_input {
+                    run.sae.params_mut().set_vector("b_dec", Tensor::from_data(TensorData::new(scaled.clone(), [d]), &self.device));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> RunState {
+        RunState {
+            step: self.step,
+            position: self.position,
+            skipped_rows: self.skipped_rows,
+            norm_scale: self.norm_scale,
+            config: config_json(&self.cfg),
+            saes: self.runs.iter().map(|r| SaeState { adam_step: r.adam.step, since_fired: r.dead.since_fired.clone() }).collect(),
+        }
+    }
+
+    fn restore(&mut self, dir: &Path) -> Result<()> {
+        let (state, tensors) = checkpoint::load(dir, self.runs.len(), &self.device)?;
+        // Only settings that do not change the trajectory may differ (logging, checkpoints).
+        let mut saved = state.config.clone();
+        let mut now = config_json(&self.cfg);
+        for v in [&mut saved, &mut now] {
+            if let Some(o) = v.as_object_mut() {
+                for k in ["checkpoint_every", "log_every", "out", "data"] {
+                    o.remove(k);
+                }
+            }
+        }
+        if saved != now {
+            return Err(TrainError::Checkpoint { path: dir.to_path_buf(), reason: "was written by a run with a different config; start a new run or restore the config".into() });
+        }
+        self.step = state.step;
+        self.position = state.position;
+        self.skipped_rows = state.skipped_rows;
+        self.norm_scale = state.norm_scale;
+        for ((run, s), t) in self.runs.iter_mut().zip(state.saes).zip(tensors) {
+            let cfg = run.sae.config().clone();
+            t.params.check_schema(&run.sae.params().iter().map(|(n, p)| (n.to_string(), p.shape())).collect::<Vec<_>>(), dir, &cfg.architecture)?;
+            *run.sae.params_mut() = t.params;
+            run.adam.step = s.adam_step;
+            run.adam.m = t.adam_m;
+            run.adam.v = t.adam_v;
+            if s.since_fired.len() != run.dead.since_fired.len() {
+                return Err(TrainError::Checkpoint { path: dir.to_path_buf(), reason: format!("dead-latent counters of `{}` have the wrong length", run.name) });
+            }
+            run.dead.since_fired = s.since_fired;
+        }
+        // Drop metric lines written after the checkpoint, so the log matches an uninterrupted run.
+        let metrics = self.cfg.out.join(METRICS_FILE);
+        if let Ok(text) = std::fs::read_to_string(&metrics) {
+            let kept: String = text
+                .lines()
+                .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= self.step))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            sae_core::format::atomic::write_atomic(&metrics, kept.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint of the current state.
+    pub fn checkpoint(&self) -> Result<()> {
+        let tensors: Vec<SaeTensors> = self
+            .runs
+            .iter()
+            .map(|r| SaeTensors { params: r.sae.params().clone(), adam_m: r.adam.m.clone(), adam_v: r.adam.v.clone() })
+            .collect();
+        checkpoint::save(&self.cfg.out, &self.state(), &tensors)
+    }
+
+    /// Runs to the end, calling `progress` after every step; checkpoints every
+    /// `checkpoint_every` steps and at the end; then saves each SAE in the SAELens format.
+    pub fn run(&mut self, mut progress: impl FnMut(Progress)) -> Result<RunSummary> {
+        let settings = ShuffleSettings { chunk_rows: 1024, buffer_rows: self.cfg.shuffle_buffer_rows.max(1), seed: self.cfg.seed };
+        let store = &self.store;
+        let mut stream = BatchStream::new(store, settings, self.position)?;
+        let d = store.d_in();
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.cfg.out.join(METRICS_FILE))
+            .map_err(|e| TrainError::config(&self.origin, "out", format!("cannot write metrics: {e}")))?;
+        while self.step < self.total_steps {
+            let first_row = stream.position();
+            let mut rows = stream.next_batch(self.cfg.batch_size)?;
+            self.skipped_rows += filter_nonfinite(&mut rows, d, self.cfg.nonfinite, &store.dir().display().to_string(), first_row)? as u64;
+            self.position = stream.position();
+            let n = rows.len() / d;
+            if n == 0 {
+                self.step += 1;
+                continue;
+            }
+            if self.norm_scale != 1.0 {
+                rows.iter_mut().for_each(|v| *v *= self.norm_scale);
+            }
+            let x = Tensor::<2>::from_data(TensorData::new(rows, [n, d]), &self.device);
+            let step = self.step;
+            let log_now = (step + 1) % self.cfg.log_every == 0 || step + 1 == self.total_steps;
+            for run in &mut self.runs {
+                let lr = LrSchedule { lr: run.lr, warmup_steps: self.cfg.lr_warmup_steps, decay: self.cfg.lr_decay, decay_fraction: self.cfg.lr_decay_fraction, total_steps: self.total_steps }.at(step);
+                let ctx = TrainContext { dead_mask: run.dead.mask(&self.device), n_dead: run.dead.n_dead(), sparsity_scale: sparsity_scale(step, self.cfg.sparsity_warmup_steps) };
+                let line = train_step(run, &x, &ctx, lr, self.cfg.grad_clip_norm, log_now)?;
+                if let Some(mut line) = line {
+                    line.insert("step".into(), (step + 1).into());
+                    line.insert("tokens".into(), self.position.into());
+                    line.insert("sae".into(), run.name.clone().into());
+                    line.insert("lr".into(), lr.into());
+                    writeln!(log, "{}", serde_json::Value::Object(line)).map_err(|e| TrainError::config(&self.origin, "out", format!("writing metrics: {e}")))?;
+                }
+            }
+            self.step += 1;
+            progress(Progress { step: self.step, total_steps: self.total_steps, tokens: self.position });
+            if self.cfg.checkpoint_every > 0 && self.step % self.cfg.checkpoint_every == 0 && self.step < self.total_steps {
+                log.flush().ok();
+                self.checkpoint()?;
+            }
+        }
+        log.flush().ok();
+        self.checkpoint()?;
+        let outputs = self.save_outputs()?;
+        Ok(RunSummary { steps: self.step, skipped_rows: self.skipped_rows, outputs })
+    }
+
+    /// Saves each SAE (inference form, normalisation folded in) in the SAELens format: in the
+    /// output directory itself for a single SAE, else in a subdirectory per SAE.
+    pub fn save_outputs(&self) -> Result<Vec<PathBuf>> {
+        let mut outputs = Vec::new();
+        let registry_free = self.runs.len() == 1;
+        for run in &self.runs {
+            let dir = if registry_free { self.cfg.out.clone() } else { self.cfg.out.join(&run.name) };
+            let (cfg, mut params) = run.sae.inference_export()?;
+            fold_scale(&mut params, self.norm_scale);
+            let exported = ExportedSae { cfg, params };
+            save_sae(&exported, &dir, Format::SaeLens, StoreDtype::F32)?;
+            outputs.push(dir);
+        }
+        Ok(outputs)
+    }
+}
+
+/// Folds an input scale `s` (the model saw `s·x`) into the weights so that the SAE takes raw
+/// `x`: `W_enc ← s·W_enc`, `b_dec ← b_dec/s`, `W_dec ← W_dec/s`. Pre-activations, codes and
+/// thresholds are unchanged; outputs come back in the raw scale.
+pub fn fold_scale(params: &mut ParamSet, s: f32) {
+    if s == 1.0 {
+        return;
+    }
+    let scaled = std::mem::take(params).map(|name, t| match (name, t) {
+        ("W_enc", ParamTensor::Matrix(w)) => ParamTensor::Matrix(w.mul_scalar(s)),
+        ("W_dec", ParamTensor::Matrix(w)) => ParamTensor::Matrix(w.div_scalar(s)),
+        ("b_dec", ParamTensor::Vector(b)) => ParamTensor::Vector(b.div_scalar(s)),
+        (_, t) => t,
+    });
+    *params = scaled;
+}
+
+/// An exported config and parameters, saved through the [`Sae`] interface.
+#[derive(Debug)]
+struct ExportedSae {
+    cfg: SaeConfig,
+    params: ParamSet,
+}
+
+impl Sae for ExportedSae {
+    fn config(&self) -> &SaeConfig {
+        &self.cfg
+    }
+    fn params(&self) -> &ParamSet {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut ParamSet {
+        &mut self.params
+    }
+    fn encode(&self, _x: Tensor<2>) -> sae_core::Result<sae_core::SparseCodes> {
+        Err(sae_core::SaeError::Unsupported("an export holder only saves".into()))
+    }
+    fn decode(&self, _codes: &sae_core::SparseCodes) -> sae_core::Result<Tensor<2>> {
+        Err(sae_core::SaeError::Unsupported("an export holder only saves".into()))
+    }
+    fn train_forward(&self, _b: &TrainBatch, _c: &TrainContext) -> sae_core::Result<sae_core::TrainOutput> {
+        Err(sae_core::SaeError::Unsupported("an export holder only saves".into()))
+    }
+    fn inference_export(&self) -> sae_core::Result<(SaeConfig, ParamSet)> {
+        Ok((self.cfg.clone(), self.params.clone()))
+    }
+}
+
+/// One optimisation step of one SAE; returns a metrics line when `log` is set.
+fn train_step(run: &mut SaeRun, x: &Tensor<2>, ctx: &TrainContext, lr: f64, clip: Option<f64>, log: bool) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    let params = std::mem::take(run.sae.params_mut());
+    *run.sae.params_mut() = params.map(|_, t| t.with_autodiff().require_grad());
+    let out = run.sae.train_forward(&TrainBatch::autoencode(x.clone()), ctx);
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            let p = std::mem::take(run.sae.params_mut());
+            *run.sae.params_mut() = p.map(|_, t| t.without_autodiff());
+            return Err(e.into());
+        }
+    };
+    let grads = out.loss.backward();
+    let mut g = ParamSet::new();
+    for (name, t) in run.sae.params().iter() {
+        if let Some(gr) = t.grad(&grads) {
+            g.insert(name, gr);
+        }
+    }
+    let p = std::mem::take(run.sae.params_mut());
+    *run.sae.params_mut() = p.map(|_, t| t.without_autodiff());
+    run.sae.project_gradients(&mut g);
+    let grad_norm = clip.map(|c| clip_grad_norm(&mut g, c));
+    let updated = run.adam.step(run.sae.params(), &g, lr);
+    *run.sae.params_mut() = updated;
+    run.sae.after_step(&out)?;
+
+    let active = out.codes.to_dense().detach().without_autodiff().greater_elem(0.0).float();
+    let n = x.dims()[0];
+    let fires = host_f32(active.clone().sum_dim(0).reshape([run.sae.config().d_sae]).into_data());
+    run.dead.update(&fires, n as u64);
+    if !log {
+        return Ok(None);
+    }
+    let mut line = serde_json::Map::new();
+    for (name, v) in out.term_values() {
+        line.insert(name, v.into());
+    }
+    line.insert("loss".into(), out.loss.clone().into_scalar::<f32>().into());
+    let l0 = fires.iter().map(|f| *f as f64).sum::<f64>() / n as f64;
+    line.insert("l0".into(), l0.into());
+    let target = x.clone();
+    let output = out.output.detach().without_autodiff();
+    let fvu = sae_core::affine::fvu(output, target).into_scalar::<f32>();
+    line.insert("fvu".into(), fvu.into());
+    line.insert("dead_fraction".into(), (run.dead.n_dead() as f64 / run.dead.since_fired.len() as f64).into());
+    if let Some(gn) = grad_norm {
+        line.insert("grad_norm".into(), gn.into());
+    }
+    Ok(Some(line))
+}
