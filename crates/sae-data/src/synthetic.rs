@@ -71,7 +71,7 @@ impl Default for SyntheticConfig {
             n_features: 512,
             tokens: 2_000_000,
             seed: 0,
-            mean_active: 6.0,
+            mean_active: 3.0,
             zipf_exponent: 0.5,
             parents: 32,
             children_per_parent: 3,

@@ -27,7 +27,7 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Expected active features per token.
-    #[arg(long, default_value_t = 6.0)]
+    #[arg(long, default_value_t = 3.0)]
     mean_active: f32,
     /// Zipf exponent of firing frequencies.
     #[arg(long, default_value_t = 0.5)]
