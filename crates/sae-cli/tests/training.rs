@@ -58,7 +58,9 @@ fn same_seed_same_weights_different_seed_different_weights() {
     assert!(a.join("training_curves.svg").is_file());
     // The saved SAE evaluates, with ground-truth recovery.
     let json = tmp.path().join("eval.json");
-    ok(sae(&["eval", "--sae", s(&a), "--data", s(&store), "--ground-truth", s(&store.join("ground_truth.safetensors")), "--json", s(&json), "--rows", "5000"]));
+    ok(sae(&["eval", "--sae", s(&a), "--data", s(&store), "--ground-truth", s(&store.join("ground_truth.safetensors")), "--json", s(&json), "--rows", "5000", "--density-plot", s(&tmp.path().join("density.svg"))]));
+    let svg = std::fs::read_to_string(tmp.path().join("density.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("feature density") && svg.contains("<rect"), "{svg:.200}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     for key in ["l0", "mse", "fvu", "explained_variance", "dead_fraction", "mcc", "recovered_frac", "cosine", "l2_ratio"] {
         assert!(v[key].is_number(), "missing {key}: {v}");

@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod density_plot;
 pub mod hungarian;
 pub mod reconstruction;
 pub mod recovery;

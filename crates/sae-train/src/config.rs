@@ -151,6 +151,9 @@ pub struct TrainConfig {
     /// Rows held by the shuffling buffer.
     #[serde(default = "d_buffer")]
     pub shuffle_buffer_rows: usize,
+    /// Resample dead latents every this many steps (0: never); meant for the L1 family.
+    #[serde(default)]
+    pub resample_dead_every: u64,
     /// Rows sampled for normalisation statistics and the `b_dec` initialisation.
     #[serde(default = "d_stats_rows")]
     pub stats_rows: usize,

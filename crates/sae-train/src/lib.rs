@@ -34,9 +34,10 @@ pub mod config;
 pub mod dead;
 pub mod error;
 pub mod plot;
+pub mod resample;
 pub mod schedule;
 pub mod trainer;
 
 pub use config::{SaeSpec, TrainConfig};
 pub use error::{Result, TrainError};
-pub use trainer::{Progress, RunSummary, Trainer};
+pub use trainer::{Progress, RunSummary, StepResult, Trainer, optimisation_step};

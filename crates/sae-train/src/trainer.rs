@@ -252,8 +252,10 @@ impl Trainer {
             if self.norm_scale != 1.0 {
                 rows.iter_mut().for_each(|v| *v *= self.norm_scale);
             }
-            let x = Tensor::<2>::from_data(TensorData::new(rows, [n, d]), &self.device);
             let step = self.step;
+            let resample_now = self.cfg.resample_dead_every > 0 && (step + 1) % self.cfg.resample_dead_every == 0;
+            let host_rows = resample_now.then(|| rows.clone());
+            let x = Tensor::<2>::from_data(TensorData::new(rows, [n, d]), &self.device);
             let log_now = (step + 1) % self.cfg.log_every == 0 || step + 1 == self.total_steps;
             for run in &mut self.runs {
                 let lr = LrSchedule { lr: run.lr, warmup_steps: self.cfg.lr_warmup_steps, decay: self.cfg.lr_decay, decay_fraction: self.cfg.lr_decay_fraction, total_steps: self.total_steps }.at(step);
@@ -265,6 +267,20 @@ impl Trainer {
                     line.insert("sae".into(), run.name.clone().into());
                     line.insert("lr".into(), lr.into());
                     writeln!(log, "{}", serde_json::Value::Object(line)).map_err(|e| TrainError::config(&self.origin, "out", format!("writing metrics: {e}")))?;
+                }
+            }
+            if let Some(host) = &host_rows {
+                for (i, run) in self.runs.iter_mut().enumerate() {
+                    let dead: Vec<bool> = run.dead.since_fired.iter().map(|s| *s >= run.dead.threshold).collect();
+                    if !dead.iter().any(|d| *d) {
+                        continue;
+                    }
+                    let recon = host_f32(run.sae.forward(x.clone())?.output.into_data());
+                    let seed = self.cfg.seed ^ (step + 1).wrapping_mul(0x9E37_79B9) ^ (i as u64) << 48;
+                    let n_resampled = crate::resample::resample_dead_latents(run.sae.as_mut(), &mut run.adam, &dead, host, &recon, d, seed);
+                    if n_resampled > 0 {
+                        run.dead.since_fired.iter_mut().zip(&dead).filter(|(_, d)| **d).for_each(|(s, _)| *s = 0);
+                    }
                 }
             }
             self.step += 1;
@@ -346,35 +362,10 @@ impl Sae for ExportedSae {
 
 /// One optimisation step of one SAE; returns a metrics line when `log` is set.
 fn train_step(run: &mut SaeRun, x: &Tensor<2>, ctx: &TrainContext, lr: f64, clip: Option<f64>, log: bool) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
-    let params = std::mem::take(run.sae.params_mut());
-    *run.sae.params_mut() = params.map(|_, t| t.with_autodiff().require_grad());
-    let out = run.sae.train_forward(&TrainBatch::autoencode(x.clone()), ctx);
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => {
-            let p = std::mem::take(run.sae.params_mut());
-            *run.sae.params_mut() = p.map(|_, t| t.without_autodiff());
-            return Err(e.into());
-        }
-    };
-    let grads = out.loss.backward();
-    let mut g = ParamSet::new();
-    for (name, t) in run.sae.params().iter() {
-        if let Some(gr) = t.grad(&grads) {
-            g.insert(name, gr);
-        }
-    }
-    let p = std::mem::take(run.sae.params_mut());
-    *run.sae.params_mut() = p.map(|_, t| t.without_autodiff());
-    run.sae.project_gradients(&mut g);
-    let grad_norm = clip.map(|c| clip_grad_norm(&mut g, c));
-    let updated = run.adam.step(run.sae.params(), &g, lr);
-    *run.sae.params_mut() = updated;
-    run.sae.after_step(&out)?;
-
+    let StepResult { out, grad_norm } = optimisation_step(run.sae.as_mut(), &mut run.adam, x, ctx, lr, clip)?;
     let active = out.codes.to_dense().detach().without_autodiff().greater_elem(0.0).float();
     let n = x.dims()[0];
-    let fires = host_f32(active.clone().sum_dim(0).reshape([run.sae.config().d_sae]).into_data());
+    let fires = host_f32(active.sum_dim(0).reshape([run.sae.config().d_sae]).into_data());
     run.dead.update(&fires, n as u64);
     if !log {
         return Ok(None);
@@ -386,13 +377,52 @@ fn train_step(run: &mut SaeRun, x: &Tensor<2>, ctx: &TrainContext, lr: f64, clip
     line.insert("loss".into(), out.loss.clone().into_scalar::<f32>().into());
     let l0 = fires.iter().map(|f| *f as f64).sum::<f64>() / n as f64;
     line.insert("l0".into(), l0.into());
-    let target = x.clone();
     let output = out.output.detach().without_autodiff();
-    let fvu = sae_core::affine::fvu(output, target).into_scalar::<f32>();
+    let fvu = sae_core::affine::fvu(output, x.clone()).into_scalar::<f32>();
     line.insert("fvu".into(), fvu.into());
     line.insert("dead_fraction".into(), (run.dead.n_dead() as f64 / run.dead.since_fired.len() as f64).into());
     if let Some(gn) = grad_norm {
         line.insert("grad_norm".into(), gn.into());
     }
     Ok(Some(line))
+}
+
+/// What one optimisation step produced.
+#[derive(Debug)]
+pub struct StepResult {
+    /// The training forward pass (codes, reconstruction, loss terms) before the update.
+    pub out: sae_core::TrainOutput,
+    /// The gradient norm before clipping, when clipping is on.
+    pub grad_norm: Option<f64>,
+}
+
+/// One optimisation step: forward with gradients, backward, the architecture's gradient
+/// projection, optional clipping, Adam, and the architecture's post-step hook. The SAE's
+/// parameters must be on a plain (not autodiff) device; they stay there.
+pub fn optimisation_step(sae: &mut dyn Sae, adam: &mut Adam, x: &Tensor<2>, ctx: &TrainContext, lr: f64, clip: Option<f64>) -> Result<StepResult> {
+    let params = std::mem::take(sae.params_mut());
+    *sae.params_mut() = params.map(|_, t| t.with_autodiff().require_grad());
+    let out = match sae.train_forward(&TrainBatch::autoencode(x.clone()), ctx) {
+        Ok(o) => o,
+        Err(e) => {
+            let p = std::mem::take(sae.params_mut());
+            *sae.params_mut() = p.map(|_, t| t.without_autodiff());
+            return Err(e.into());
+        }
+    };
+    let grads = out.loss.backward();
+    let mut g = ParamSet::new();
+    for (name, t) in sae.params().iter() {
+        if let Some(gr) = t.grad(&grads) {
+            g.insert(name, gr);
+        }
+    }
+    let p = std::mem::take(sae.params_mut());
+    *sae.params_mut() = p.map(|_, t| t.without_autodiff());
+    sae.project_gradients(&mut g);
+    let grad_norm = clip.map(|c| clip_grad_norm(&mut g, c));
+    let updated = adam.step(sae.params(), &g, lr);
+    *sae.params_mut() = updated;
+    sae.after_step(&out)?;
+    Ok(StepResult { out, grad_norm })
 }

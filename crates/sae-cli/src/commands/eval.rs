@@ -33,6 +33,9 @@ pub struct EvalArgs {
     /// Write the metrics as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Draw the feature-density histogram (SVG) here.
+    #[arg(long)]
+    density_plot: Option<PathBuf>,
     /// Rows per batch.
     #[arg(long, default_value_t = 4096)]
     batch_size: usize,
@@ -95,6 +98,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
             let shown = v.as_f64().map(|f| format!("{f:.5}")).unwrap_or_else(|| v.to_string());
             println!("  {k:<30} {shown}");
         }
+    }
+    if let Some(path) = &a.density_plot {
+        sae_metrics::density_plot::density_histogram(&metrics.feature_density, &a.sae.display().to_string(), path)?;
+        println!("density histogram {}", path.display());
     }
     if let Some(path) = &a.json {
         sae_core::format::atomic::write_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
