@@ -33,11 +33,14 @@ pub mod checkpoint;
 pub mod config;
 pub mod dead;
 pub mod error;
+pub mod export;
 pub mod plot;
 pub mod resample;
 pub mod schedule;
+pub mod step;
 pub mod trainer;
 
 pub use config::{SaeSpec, TrainConfig};
 pub use error::{Result, TrainError};
-pub use trainer::{Progress, RunSummary, StepResult, Trainer, optimisation_step};
+pub use step::{StepResult, optimisation_step};
+pub use trainer::{Progress, RunSummary, Trainer};

@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use sae_core::format::{Format, StoreDtype, save_sae};
 use sae_core::params::host_f32;
-use sae_core::{ParamSet, ParamTensor, Registry, Sae, SaeConfig, TrainBatch, TrainContext};
+use sae_core::{Registry, Sae, SaeConfig, TrainContext};
 use sae_data::batches::{BatchStream, ShuffleSettings};
 use sae_data::stats::{NormStats, filter_nonfinite, geometric_median, sample_rows};
 use sae_data::store::ActivationStore;
 
-use crate::adam::{Adam, clip_grad_norm};
+use crate::adam::Adam;
+use crate::export::{ExportedSae, fold_scale};
+use crate::step::{StepResult, optimisation_step};
 use crate::checkpoint::{self, RunState, SaeState, SaeTensors};
 use crate::config::{BDecInit, TrainConfig, TrainNormalization};
 use crate::dead::DeadTracker;
@@ -313,53 +315,6 @@ impl Trainer {
     }
 }
 
-/// Folds an input scale `s` (the model saw `s·x`) into the weights so that the SAE takes raw
-/// `x`: `W_enc ← s·W_enc`, `b_dec ← b_dec/s`, `W_dec ← W_dec/s`. Pre-activations, codes and
-/// thresholds are unchanged; outputs come back in the raw scale.
-pub fn fold_scale(params: &mut ParamSet, s: f32) {
-    if s == 1.0 {
-        return;
-    }
-    let scaled = std::mem::take(params).map(|name, t| match (name, t) {
-        ("W_enc", ParamTensor::Matrix(w)) => ParamTensor::Matrix(w.mul_scalar(s)),
-        ("W_dec", ParamTensor::Matrix(w)) => ParamTensor::Matrix(w.div_scalar(s)),
-        ("b_dec", ParamTensor::Vector(b)) => ParamTensor::Vector(b.div_scalar(s)),
-        (_, t) => t,
-    });
-    *params = scaled;
-}
-
-/// An exported config and parameters, saved through the [`Sae`] interface.
-#[derive(Debug)]
-struct ExportedSae {
-    cfg: SaeConfig,
-    params: ParamSet,
-}
-
-impl Sae for ExportedSae {
-    fn config(&self) -> &SaeConfig {
-        &self.cfg
-    }
-    fn params(&self) -> &ParamSet {
-        &self.params
-    }
-    fn params_mut(&mut self) -> &mut ParamSet {
-        &mut self.params
-    }
-    fn encode(&self, _x: Tensor<2>) -> sae_core::Result<sae_core::SparseCodes> {
-        Err(sae_core::SaeError::Unsupported("an export holder only saves".into()))
-    }
-    fn decode(&self, _codes: &sae_core::SparseCodes) -> sae_core::Result<Tensor<2>> {
-        Err(sae_core::SaeError::Unsupported("an export holder only saves".into()))
-    }
-    fn train_forward(&self, _b: &TrainBatch, _c: &TrainContext) -> sae_core::Result<sae_core::TrainOutput> {
-        Err(sae_core::SaeError::Unsupported("an export holder only saves".into()))
-    }
-    fn inference_export(&self) -> sae_core::Result<(SaeConfig, ParamSet)> {
-        Ok((self.cfg.clone(), self.params.clone()))
-    }
-}
-
 /// One optimisation step of one SAE; returns a metrics line when `log` is set.
 fn train_step(run: &mut SaeRun, x: &Tensor<2>, ctx: &TrainContext, lr: f64, clip: Option<f64>, log: bool) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
     let StepResult { out, grad_norm } = optimisation_step(run.sae.as_mut(), &mut run.adam, x, ctx, lr, clip)?;
@@ -387,42 +342,3 @@ fn train_step(run: &mut SaeRun, x: &Tensor<2>, ctx: &TrainContext, lr: f64, clip
     Ok(Some(line))
 }
 
-/// What one optimisation step produced.
-#[derive(Debug)]
-pub struct StepResult {
-    /// The training forward pass (codes, reconstruction, loss terms) before the update.
-    pub out: sae_core::TrainOutput,
-    /// The gradient norm before clipping, when clipping is on.
-    pub grad_norm: Option<f64>,
-}
-
-/// One optimisation step: forward with gradients, backward, the architecture's gradient
-/// projection, optional clipping, Adam, and the architecture's post-step hook. The SAE's
-/// parameters must be on a plain (not autodiff) device; they stay there.
-pub fn optimisation_step(sae: &mut dyn Sae, adam: &mut Adam, x: &Tensor<2>, ctx: &TrainContext, lr: f64, clip: Option<f64>) -> Result<StepResult> {
-    let params = std::mem::take(sae.params_mut());
-    *sae.params_mut() = params.map(|_, t| t.with_autodiff().require_grad());
-    let out = match sae.train_forward(&TrainBatch::autoencode(x.clone()), ctx) {
-        Ok(o) => o,
-        Err(e) => {
-            let p = std::mem::take(sae.params_mut());
-            *sae.params_mut() = p.map(|_, t| t.without_autodiff());
-            return Err(e.into());
-        }
-    };
-    let grads = out.loss.backward();
-    let mut g = ParamSet::new();
-    for (name, t) in sae.params().iter() {
-        if let Some(gr) = t.grad(&grads) {
-            g.insert(name, gr);
-        }
-    }
-    let p = std::mem::take(sae.params_mut());
-    *sae.params_mut() = p.map(|_, t| t.without_autodiff());
-    sae.project_gradients(&mut g);
-    let grad_norm = clip.map(|c| clip_grad_norm(&mut g, c));
-    let updated = adam.step(sae.params(), &g, lr);
-    *sae.params_mut() = updated;
-    sae.after_step(&out)?;
-    Ok(StepResult { out, grad_norm })
-}
