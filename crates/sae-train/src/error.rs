@@ -23,6 +23,14 @@ pub enum TrainError {
         /// Why.
         reason: String,
     },
+    /// A plot could not be drawn.
+    #[error("drawing {path}: {reason}")]
+    Plot {
+        /// The input or output file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// An activation-store error.
     #[error(transparent)]
     Data(#[from] sae_data::DataError),

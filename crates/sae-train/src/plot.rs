@@ -11,7 +11,7 @@ use crate::error::{Result, TrainError};
 const PANELS: [&str; 4] = ["loss", "fvu", "l0", "dead_fraction"];
 
 fn err(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::Checkpoint { path: path.to_path_buf(), reason: format!("plotting: {e}") }
+    TrainError::Plot { path: path.to_path_buf(), reason: e.to_string() }
 }
 
 /// Reads `metrics` (JSON lines with `sae`, `tokens` and the panel keys) and writes `out` (SVG).

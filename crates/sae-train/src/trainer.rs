@@ -302,9 +302,9 @@ impl Trainer {
     /// output directory itself for a single SAE, else in a subdirectory per SAE.
     pub fn save_outputs(&self) -> Result<Vec<PathBuf>> {
         let mut outputs = Vec::new();
-        let registry_free = self.runs.len() == 1;
+        let single = self.runs.len() == 1;
         for run in &self.runs {
-            let dir = if registry_free { self.cfg.out.clone() } else { self.cfg.out.join(&run.name) };
+            let dir = if single { self.cfg.out.clone() } else { self.cfg.out.join(&run.name) };
             let (cfg, mut params) = run.sae.inference_export()?;
             fold_scale(&mut params, self.norm_scale);
             let exported = ExportedSae { cfg, params };
