@@ -4,6 +4,10 @@
 //!   Flex and NdArray, and on WGPU when a Vulkan driver is present (Mesa's lavapipe in CI); doc
 //!   tests; a type-check of the CUDA backend; `cargo deny` license and ban checks, offline.
 //! - `fixtures --python PY`: regenerate `fixtures/reference/` with the real SAELens and sparsify.
+//! - `bench-compare [--python PY] [--rounds N] [--shape ...] [--only TEXT]`: builds `sae` in release
+//!   and times it against the Python baselines in alternation, printing the ratios.
+
+mod bench_compare;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,8 +20,13 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(&args[1..]),
         Some("fixtures") => fixtures(&args[1..]),
+        Some("bench-compare") => {
+            run("release build of sae", cargo().args(["build", "--release", "-p", "sae-cli"]))?;
+            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+            bench_compare::bench_compare(&root(), &target.join("release/sae"), &args[1..])
+        }
         _ => {
-            eprintln!("usage: cargo xtask ci [--no-wgpu] | cargo xtask fixtures --python PATH");
+            eprintln!("usage: cargo xtask ci [--no-wgpu] | cargo xtask fixtures --python PATH | cargo xtask bench-compare [--python PY]");
             bail!("unknown or missing command")
         }
     }

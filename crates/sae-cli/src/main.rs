@@ -31,6 +31,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Evaluate an SAE on an activation store (and against ground-truth features).
     Eval(commands::eval::EvalArgs),
+    /// Time a training step or an encode; prints a `SUMMARY` line like the Python baselines.
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => commands::synth::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

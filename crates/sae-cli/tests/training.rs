@@ -56,11 +56,13 @@ fn same_seed_same_weights_different_seed_different_weights() {
     let (f0, f1) = (first["fvu"].as_f64().unwrap(), last["fvu"].as_f64().unwrap());
     assert!(f1 < 0.8 * f0, "training did not reduce the FVU: {f0} -> {f1}");
     assert!(a.join("training_curves.svg").is_file());
+    assert_png(&a.join("training_curves.png"), (1200, 800));
     // The saved SAE evaluates, with ground-truth recovery.
     let json = tmp.path().join("eval.json");
     ok(sae(&["eval", "--sae", s(&a), "--data", s(&store), "--ground-truth", s(&store.join("ground_truth.safetensors")), "--json", s(&json), "--rows", "5000", "--density-plot", s(&tmp.path().join("density.svg"))]));
     let svg = std::fs::read_to_string(tmp.path().join("density.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("feature density") && svg.contains("<rect"), "{svg:.200}");
+    assert_png(&tmp.path().join("density.png"), (900, 500));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     for key in ["l0", "mse", "fvu", "explained_variance", "dead_fraction", "mcc", "recovered_frac", "cosine", "l2_ratio"] {
         assert!(v[key].is_number(), "missing {key}: {v}");
@@ -138,4 +140,13 @@ fn bad_training_input_is_a_typed_error() {
     let bytes = std::fs::read(&shard).unwrap();
     std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
     fails(train(&store, &out, &[]), &["shard-000000.safetensors", "truncated"]);
+}
+
+/// The file is a PNG of `size` (IHDR width and height) with more than one colour drawn.
+fn assert_png(path: &std::path::Path, size: (u32, u32)) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+    assert_eq!((be(16), be(20)), size, "{}", path.display());
+    assert!(bytes.len() > 2000, "{} looks blank ({} bytes)", path.display(), bytes.len());
 }

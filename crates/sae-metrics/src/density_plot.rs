@@ -1,23 +1,23 @@
-//! The feature-density histogram: how many latents fire at each log₁₀ frequency, drawn as an
-//! SVG (dead latents, which have no logarithm, are counted in the title).
+//! The feature-density histogram: how many latents fire at each log₁₀ frequency, saved as SVG
+//! and PNG (dead latents, which have no logarithm, are counted in the title).
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
-/// Why a plot could not be drawn.
-#[derive(Debug, thiserror::Error)]
-#[error("drawing {path}: {reason}")]
-pub struct PlotError {
-    /// The output file.
-    pub path: std::path::PathBuf,
-    /// What failed.
-    pub reason: String,
+pub use crate::figure::PlotError;
+use crate::figure::{Figure, save_figure};
+
+/// Draws the histogram of log₁₀(firing frequency) of the latents in `density` to `out` with
+/// extensions `.svg` and `.png` (any extension `out` has is replaced).
+pub fn density_histogram(density: &[f64], title: &str, out: &Path) -> Result<Figure, PlotError> {
+    let svg = density_histogram_svg(density, title).map_err(|e| PlotError::new(out, e))?;
+    save_figure(&svg, out)
 }
 
-/// Draws the histogram of log₁₀(firing frequency) of the latents in `density` to `out`.
-pub fn density_histogram(density: &[f64], title: &str, out: &Path) -> Result<(), PlotError> {
-    let err = |e: &dyn std::fmt::Display| PlotError { path: out.to_path_buf(), reason: e.to_string() };
+/// The histogram as an SVG document.
+pub fn density_histogram_svg(density: &[f64], title: &str) -> Result<String, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
     let logs: Vec<f64> = density.iter().filter(|d| **d > 0.0).map(|d| d.log10()).collect();
     let dead = density.len() - logs.len();
     const BINS: usize = 40;
@@ -29,7 +29,8 @@ pub fn density_histogram(density: &[f64], title: &str, out: &Path) -> Result<(),
         counts[b.min(BINS - 1)] += 1;
     }
     let top = counts.iter().copied().max().unwrap_or(1).max(1);
-    let root = SVGBackend::new(out, (900, 500)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let caption = format!("{title}: feature density ({} latents, {dead} dead)", density.len());
     let mut chart = ChartBuilder::on(&root)
@@ -47,5 +48,7 @@ pub fn density_histogram(density: &[f64], title: &str, out: &Path) -> Result<(),
         }))
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
-    Ok(())
+    drop(chart);
+    drop(root);
+    Ok(svg)
 }

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod density_plot;
+pub mod figure;
 pub mod hungarian;
 pub mod reconstruction;
 pub mod recovery;

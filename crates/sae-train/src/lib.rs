@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod adam;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod dead;

@@ -1,24 +1,28 @@
-//! Training curves drawn from `metrics.jsonl` as an SVG: one panel per quantity (loss, FVU,
-//! L0, dead fraction), one line per SAE, against tokens.
+//! Training curves drawn from `metrics.jsonl`, saved as SVG and PNG: one panel per quantity
+//! (loss, FVU, L0, dead fraction), one line per SAE, against tokens.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use plotters::prelude::*;
+use sae_metrics::figure::{Figure, save_figure};
 
 use crate::error::{Result, TrainError};
 
 const PANELS: [&str; 4] = ["loss", "fvu", "l0", "dead_fraction"];
 
+/// `series[panel][sae] = [(tokens, value)]`.
+type Series<'a> = BTreeMap<&'a str, BTreeMap<String, Vec<(f64, f64)>>>;
+
 fn err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Plot { path: path.to_path_buf(), reason: e.to_string() }
 }
 
-/// Reads `metrics` (JSON lines with `sae`, `tokens` and the panel keys) and writes `out` (SVG).
-pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
+/// Reads `metrics` (JSON lines with `sae`, `tokens` and the panel keys) and writes `out` with
+/// extensions `.svg` and `.png`.
+pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<Figure> {
     let text = std::fs::read_to_string(metrics).map_err(|e| err(metrics, e))?;
-    // series[panel][sae] = [(tokens, value)]
-    let mut series: BTreeMap<&str, BTreeMap<String, Vec<(f64, f64)>>> = BTreeMap::new();
+    let mut series = Series::new();
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
         let (Some(sae), Some(tokens)) = (v["sae"].as_str(), v["tokens"].as_f64()) else { continue };
@@ -31,8 +35,15 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
     if series.is_empty() {
         return Err(err(metrics, "no metric lines to plot"));
     }
-    let root = SVGBackend::new(out, (1200, 800)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(out, e))?;
+    let mut svg = String::new();
+    draw(&series, &mut svg).map_err(|e| err(out, e))?;
+    save_figure(&svg, out).map_err(|e| err(out, e))
+}
+
+/// Draws the panels into `svg`.
+fn draw(series: &Series<'_>, svg: &mut String) -> std::result::Result<(), String> {
+    let root = SVGBackend::with_string(svg, (1200, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
     let areas = root.split_evenly((2, 2));
     for (area, panel) in areas.iter().zip(PANELS) {
         let Some(lines) = series.get(panel) else { continue };
@@ -45,18 +56,18 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<()> {
             .x_label_area_size(30)
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))
-            .map_err(|e| err(out, e))?;
-        chart.configure_mesh().x_desc("tokens").draw().map_err(|e| err(out, e))?;
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc("tokens").draw().map_err(|e| e.to_string())?;
         for (i, (name, pts)) in lines.iter().enumerate() {
             let colour = Palette99::pick(i).to_rgba();
             chart
                 .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
-                .map_err(|e| err(out, e))?
+                .map_err(|e| e.to_string())?
                 .label(name.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(out, e))?;
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| e.to_string())?;
     }
-    root.present().map_err(|e| err(out, e))?;
+    root.present().map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -33,7 +33,7 @@ pub struct EvalArgs {
     /// Write the metrics as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Draw the feature-density histogram (SVG) here.
+    /// Draw the feature-density histogram here, as `.png` and `.svg` (the extension given is replaced).
     #[arg(long)]
     density_plot: Option<PathBuf>,
     /// Rows per batch.
@@ -100,8 +100,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
     }
     if let Some(path) = &a.density_plot {
-        sae_metrics::density_plot::density_histogram(&metrics.feature_density, &a.sae.display().to_string(), path)?;
-        println!("density histogram {}", path.display());
+        let fig = sae_metrics::density_plot::density_histogram(&metrics.feature_density, &a.sae.display().to_string(), path)?;
+        println!("density histogram {} {}", fig.png.display(), fig.svg.display());
     }
     if let Some(path) = &a.json {
         sae_core::format::atomic::write_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())?;

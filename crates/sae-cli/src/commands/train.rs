@@ -136,9 +136,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     for o in &summary.outputs {
         println!("saved {}", o.display());
     }
-    let plot = out.join("training_curves.svg");
-    match sae_train::plot::plot_metrics(&out.join(sae_train::trainer::METRICS_FILE), &plot) {
-        Ok(()) => println!("curves {}", plot.display()),
+    match sae_train::plot::plot_metrics(&out.join(sae_train::trainer::METRICS_FILE), &out.join("training_curves")) {
+        Ok(fig) => println!("curves {} {}", fig.png.display(), fig.svg.display()),
         Err(e) => eprintln!("warning: could not draw the training curves: {e}"),
     }
     Ok(())
