@@ -49,7 +49,9 @@ fn draw(series: &Series<'_>, svg: &mut String) -> std::result::Result<(), String
         let Some(lines) = series.get(panel) else { continue };
         let pts = lines.values().flatten();
         let (x_max, y_min, y_max) = pts.fold((1f64, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), (t, y)| (x.max(*t), lo.min(*y), hi.max(*y)));
-        let pad = ((y_max - y_min) * 0.05).max(1e-9);
+        // A flat series (L0 of TopK, no dead latents) gets a visible band around its value.
+        let spread = y_max - y_min;
+        let pad = if spread > 1e-12 * y_max.abs().max(1.0) { spread * 0.05 } else { (y_max.abs() * 0.05).max(0.05) };
         let mut chart = ChartBuilder::on(area)
             .caption(panel, ("sans-serif", 20))
             .margin(10)
