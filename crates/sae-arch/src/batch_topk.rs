@@ -41,8 +41,9 @@ pub struct BatchTopKHyper {
     /// Select on decoder-norm-scaled pre-activations.
     #[serde(default)]
     pub rescale_acts_by_decoder_norm: bool,
-    /// Initial decoder row norm.
-    #[serde(default)]
+    /// Initial decoder row norm (SAELens `decoder_init_norm`, default 0.1; `null` in JSON keeps
+    /// the Kaiming rows).
+    #[serde(default = "sae_core::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
 }
 

@@ -30,8 +30,9 @@ pub struct GatedHyper {
     /// Route the aux reconstruction through a frozen decoder (the paper's formulation).
     #[serde(default = "yes")]
     pub gated_aux_frozen_decoder: bool,
-    /// Initial decoder row norm.
-    #[serde(default)]
+    /// Initial decoder row norm (SAELens `decoder_init_norm`, default 0.1; `null` in JSON keeps
+    /// the Kaiming rows).
+    #[serde(default = "sae_core::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
 }
 

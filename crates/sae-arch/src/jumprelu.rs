@@ -80,8 +80,9 @@ pub struct JumpReluHyper {
     /// Transcoder skip connection.
     #[serde(default)]
     pub skip_connection: bool,
-    /// Initial decoder row norm.
-    #[serde(default)]
+    /// Initial decoder row norm (SAELens `decoder_init_norm`, default 0.1; `null` in JSON keeps
+    /// the Kaiming rows).
+    #[serde(default = "sae_core::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
 }
 

@@ -42,8 +42,9 @@ pub struct StandardHyper {
     /// The decoder-norm school.
     #[serde(default)]
     pub decoder_norm: DecoderNormSchool,
-    /// Initial decoder row norm (SAELens `decoder_init_norm`); `None` keeps Kaiming rows.
-    #[serde(default)]
+    /// Initial decoder row norm (SAELens `decoder_init_norm`, default 0.1; `null` in JSON keeps
+    /// the Kaiming rows).
+    #[serde(default = "sae_core::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
     /// Transcoder skip connection (`W_skip`).
     #[serde(default)]

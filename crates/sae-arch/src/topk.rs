@@ -73,8 +73,9 @@ pub struct TopKHyper {
     /// Linear skip connection `W_skip`.
     #[serde(default)]
     pub skip_connection: bool,
-    /// Initial decoder row norm.
-    #[serde(default)]
+    /// Initial decoder row norm (SAELens `decoder_init_norm`, default 0.1; `null` in JSON keeps
+    /// the Kaiming rows). Ignored with `normalize_decoder`, which starts from unit rows.
+    #[serde(default = "sae_core::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
 }
 

@@ -127,3 +127,33 @@ proptest! {
         prop_assert_eq!(host(loaded.sae.forward(x.clone()).unwrap().output), host(reference.forward(x).unwrap().output));
     }
 }
+
+/// Decoder row norms of a freshly initialised SAE.
+fn init_row_norms(cfg: SaeConfig) -> Vec<f32> {
+    let device = Device::flex();
+    let sae = sae_arch::registry().init(cfg, &device, 3).unwrap();
+    host(ops::row_norms(sae.params().matrix("W_dec")))
+}
+
+#[test]
+fn saelens_architectures_initialise_decoder_rows_to_saelens_default_norm() {
+    // SAELens's TrainingSAEConfig: decoder_init_norm = 0.1 unless set; `null` keeps Kaiming rows.
+    for (arch, extra) in [("standard", None), ("jumprelu", None), ("gated", None), ("topk", Some(("k", serde_json::json!(2)))), ("batchtopk", Some(("k", serde_json::json!(2)))), ("matryoshka_batchtopk", Some(("k", serde_json::json!(2))))] {
+        let mut cfg = SaeConfig::new(arch, 6, 24);
+        if let Some((key, v)) = extra {
+            cfg = cfg.with(key, v);
+        }
+        if arch == "matryoshka_batchtopk" {
+            cfg = cfg.with("matryoshka_widths", serde_json::json!([8, 24]));
+        }
+        let norms = init_row_norms(cfg.clone());
+        assert!(norms.iter().all(|n| (n - 0.1).abs() < 1e-5), "{arch}: {norms:?}");
+        let kaiming = init_row_norms(cfg.with("decoder_init_norm", serde_json::Value::Null));
+        assert!(kaiming.iter().all(|n| (n - 0.1).abs() > 1e-3), "{arch} with null: {kaiming:?}");
+        let custom = init_row_norms(SaeConfig::new(arch, 6, 24).with("decoder_init_norm", 0.5).with("k", 2).with("matryoshka_widths", serde_json::json!([8, 24])));
+        assert!(custom.iter().all(|n| (n - 0.5).abs() < 1e-5), "{arch} at 0.5: {custom:?}");
+    }
+    // sparsify's convention starts from unit rows whatever decoder_init_norm says.
+    let unit = init_row_norms(SaeConfig::new("topk", 6, 24).with("k", 2).with("normalize_decoder", true));
+    assert!(unit.iter().all(|n| (n - 1.0).abs() < 1e-5), "{unit:?}");
+}

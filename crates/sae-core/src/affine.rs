@@ -123,6 +123,14 @@ pub fn auxk_loss(
     loss.mul_scalar(scale)
 }
 
+/// SAELens's default initial decoder row norm for training (`decoder_init_norm = 0.1`, the
+/// "heuristic" initialisation of Anthropic's April 2024 update). Small rows with `W_enc = W_decᵀ`
+/// let the first Adam steps set the directions from the data: on the synthetic ground truth it
+/// is the difference between MCC 0.67 and 0.80 for BatchTopK (docs/training.md).
+pub fn default_decoder_init_norm() -> Option<f32> {
+    Some(0.1)
+}
+
 /// Standard initialisation shared by SAELens and sparsify: `W_dec` `[d_sae, d_out]` Kaiming
 /// uniform (rows scaled to `decoder_init_norm` when given), `W_enc = W_decᵀ` when the SAE
 /// autoencodes (a separate Kaiming draw for transcoders), zero biases. Adds `W_skip`
