@@ -16,7 +16,7 @@ pub fn density_histogram(density: &[f64], title: &str, out: &Path) -> Result<Fig
 }
 
 /// The histogram as an SVG document.
-pub fn density_histogram_svg(density: &[f64], title: &str) -> Result<String, String> {
+fn density_histogram_svg(density: &[f64], title: &str) -> Result<String, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let logs: Vec<f64> = density.iter().filter(|d| **d > 0.0).map(|d| d.log10()).collect();
     let dead = density.len() - logs.len();
