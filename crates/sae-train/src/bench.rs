@@ -210,10 +210,7 @@ pub fn run_bench(spec: &BenchSpec, device: &Device, backend: &str, registry: &sa
 /// One training step as the trainer does it, waiting for the result.
 fn train_once(sae: &mut dyn Sae, adam: &mut Adam, tracker: &mut DeadTracker, x: &Tensor<2>, ctx: &TrainContext) -> Result<()> {
     let out = optimisation_step(sae, adam, x, ctx, 2e-4, None)?.out;
-    let d_sae = sae.config().d_sae;
-    let fires = out.codes.to_dense().detach().without_autodiff().greater_elem(0.0).float().sum_dim(0).reshape([d_sae]);
-    let fires = sae_core::params::host_f32(fires.into_data());
-    tracker.update(&fires, x.dims()[0] as u64);
+    tracker.record(&out.codes);
     // The updated weights are what the next step needs: make sure they exist.
     let _ = sae.params().matrix("W_dec").slice([0..1, 0..1]).into_scalar::<f32>();
     Ok(())

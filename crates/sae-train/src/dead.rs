@@ -25,6 +25,16 @@ impl DeadTracker {
         }
     }
 
+    /// Records the codes of one batch: counts per latent how many rows it fired on, updates
+    /// the counters, and returns those counts (`[d_sae]`, read back to the host).
+    pub fn record(&mut self, codes: &sae_core::SparseCodes) -> Vec<f32> {
+        let d_sae = self.since_fired.len();
+        let active = codes.to_dense().detach().without_autodiff().greater_elem(0.0).float();
+        let fires = sae_core::params::host_f32(active.sum_dim(0).reshape([d_sae]).into_data());
+        self.update(&fires, codes.n_rows() as u64);
+        fires
+    }
+
     /// Number of dead latents.
     pub fn n_dead(&self) -> usize {
         self.since_fired.iter().filter(|s| **s >= self.threshold).count()
@@ -38,5 +48,24 @@ impl DeadTracker {
         let v: Vec<f32> = self.since_fired.iter().map(|s| (*s >= self.threshold) as u8 as f32).collect();
         let n = v.len();
         Some(Tensor::<1>::from_data(TensorData::new(v, [n]), device).greater_elem(0.5))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_counts_firing_rows_and_ages_the_silent_latents() {
+        let device = Device::flex();
+        // Three rows, four latents: latent 0 fires twice, latent 2 once, latents 1 and 3 never.
+        let acts = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0, 2.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0], [3, 4]), &device);
+        let mut t = DeadTracker::new(4, 5);
+        t.since_fired = vec![4, 4, 4, 0];
+        let fires = t.record(&sae_core::SparseCodes::dense(acts));
+        assert_eq!(fires, vec![2.0, 0.0, 1.0, 0.0]);
+        assert_eq!(t.since_fired, vec![0, 7, 0, 3]);
+        assert_eq!(t.n_dead(), 1);
+        assert!(t.mask(&device).is_some());
     }
 }

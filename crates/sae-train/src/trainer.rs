@@ -318,10 +318,8 @@ impl Trainer {
 /// One optimisation step of one SAE; returns a metrics line when `log` is set.
 fn train_step(run: &mut SaeRun, x: &Tensor<2>, ctx: &TrainContext, lr: f64, clip: Option<f64>, log: bool) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
     let StepResult { out, grad_norm } = optimisation_step(run.sae.as_mut(), &mut run.adam, x, ctx, lr, clip)?;
-    let active = out.codes.to_dense().detach().without_autodiff().greater_elem(0.0).float();
     let n = x.dims()[0];
-    let fires = host_f32(active.sum_dim(0).reshape([run.sae.config().d_sae]).into_data());
-    run.dead.update(&fires, n as u64);
+    let fires = run.dead.record(&out.codes);
     if !log {
         return Ok(None);
     }
