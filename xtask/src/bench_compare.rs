@@ -93,12 +93,16 @@ fn parse(root: &Path, a: &[String]) -> Result<Options> {
 /// Runs the comparison. `sae` is the release binary to time.
 pub fn bench_compare(root: &Path, sae: &Path, a: &[String]) -> Result<()> {
     let o = parse(root, a)?;
-    let python = o.python.filter(|p| p.exists());
+    if let Some(p) = o.python.as_ref().filter(|p| !p.exists()) {
+        bail!("the baseline Python {} does not exist (from --python or SAE_BASELINE_PYTHON)", p.display());
+    }
+    let python = o.python;
     let have_baseline = python.is_some() && o.baseline.join("bench_anchor.py").is_file();
     if !have_baseline {
         eprintln!(
-            "no baseline Python environment (set --python or SAE_BASELINE_PYTHON to a Python with torch, eai-sparsify and \
-             sae-lens, see shared/baseline/README.md): timing ours only"
+            "no baseline to run (needs --python or SAE_BASELINE_PYTHON, a Python with torch, eai-sparsify and sae-lens, \
+             and the scripts in {}; see shared/baseline/README.md): timing ours only",
+            o.baseline.display()
         );
     }
     println!("| case | ours tok/s | baseline tok/s | ratio (ours / baseline) |");
