@@ -1,4 +1,6 @@
-//! Portable kernels on every enabled backend: top-k encode, sparse decode vs the dense GEMM path,
+//! Kernels on every enabled backend: the encoder GEMM, top-k selection (burn's sort-based `topk`
+//! against the fused `ops::topk_encode`, which is the host kernel on Flex/NdArray), the TopK
+//! encoder's training forward + backward (fused vs dense), sparse decode vs the dense GEMM path,
 //! and a full TopK forward. Shapes: d_in 384, d_sae 6144, k 32 (the shape), batch 512 so
 //! that one run fits a 2-core machine. Run: `cargo bench -p sae-benches [--features wgpu]`.
 
@@ -23,6 +25,30 @@ fn kernels(c: &mut Criterion) {
         group.sample_size(10);
         group.bench_function("encode_gemm", |b| b.iter(|| x.clone().matmul(w_enc.clone()).into_data()));
         group.bench_function("topk_select", |b| b.iter(|| ops::topk_relu(pre.clone(), K).0.into_data()));
+        let enc = ops::LinearEncoder { w_enc: w_enc.clone(), b_enc: normal(1, D_SAE, 5, &device).reshape([D_SAE]), scale: None };
+        group.bench_function("topk_encode_fused", |b| b.iter(|| ops::topk_encode(x.clone(), &enc, K, None).values.into_data()));
+        let train_enc = || ops::LinearEncoder {
+            w_enc: enc.w_enc.clone().autodiff().require_grad(),
+            b_enc: enc.b_enc.clone().autodiff().require_grad(),
+            scale: None,
+        };
+        let xa = x.clone().autodiff();
+        group.bench_function("topk_encode_backward_fused", |b| {
+            b.iter(|| {
+                let e = train_enc();
+                let sel = ops::topk_encode(xa.clone(), &e, K, None);
+                let g = sel.values.sum().backward();
+                e.w_enc.grad(&g).map(|t| t.into_data())
+            })
+        });
+        group.bench_function("topk_encode_backward_dense", |b| {
+            b.iter(|| {
+                let e = train_enc();
+                let (values, _) = ops::topk_relu(e.pre(xa.clone()), K);
+                let g = values.sum().backward();
+                e.w_enc.grad(&g).map(|t| t.into_data())
+            })
+        });
         group.bench_function("sparse_decode", |b| b.iter(|| codes.times_decoder(w_dec.clone()).into_data()));
         group.bench_function("dense_decode", |b| b.iter(|| codes.to_dense().matmul(w_dec.clone()).into_data()));
         let sae = sae_arch::registry().init(SaeConfig::new("topk", D_IN, D_SAE).with("k", K), &device, 4).unwrap_or_else(|e| panic!("{e}"));

@@ -94,7 +94,7 @@ impl BatchTopK {
     /// Pre-activations (decoder-norm scaled when configured) and the input normalisation.
     pub fn hidden_pre(&self, x: Tensor<2>) -> (Tensor<2>, Option<sae_core::RowNorm>) {
         let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        let mut pre = xc.matmul(self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0);
+        let mut pre = ops::matmul(xc, self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0);
         if self.hyper.rescale_acts_by_decoder_norm {
             pre = pre * ops::row_norms(self.params.matrix("W_dec")).unsqueeze_dim(0);
         }

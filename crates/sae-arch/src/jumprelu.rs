@@ -156,7 +156,7 @@ impl JumpRelu {
 
     fn hidden_pre(&self, x: Tensor<2>) -> (Tensor<2>, Option<sae_core::RowNorm>) {
         let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        (xc.matmul(self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0), norm)
+        (ops::matmul(xc, self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0), norm)
     }
 }
 
@@ -165,10 +165,10 @@ impl Sae for JumpRelu {
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
-        let (pre, norm) = self.hidden_pre(x);
-        let threshold = self.params.vector("threshold").unsqueeze_dim(0);
-        let gate = pre.clone().greater(threshold).float();
-        Ok(SparseCodes::dense(pre.clamp_min(0.0) * gate).with_row_norm(norm))
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
+        let activation = ops::DenseActivation::JumpRelu(self.params.vector("threshold"));
+        let acts = ops::dense_encode(xc, self.params.matrix("W_enc"), self.params.vector("b_enc"), &activation);
+        Ok(SparseCodes::dense(acts).with_row_norm(norm))
     }
 
     fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {

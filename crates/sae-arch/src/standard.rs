@@ -84,12 +84,6 @@ impl Standard {
         };
         Ok(affine::init_tied(cfg, device, seed, init_norm, h.skip_connection))
     }
-
-    fn hidden_pre(&self, x: Tensor<2>) -> (Tensor<2>, Option<sae_core::RowNorm>) {
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        let pre = xc.matmul(self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0);
-        (pre, norm)
-    }
 }
 
 impl Sae for Standard {
@@ -97,8 +91,9 @@ impl Sae for Standard {
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
-        let (pre, norm) = self.hidden_pre(x);
-        Ok(SparseCodes::dense(pre.clamp_min(0.0)).with_row_norm(norm))
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
+        let acts = ops::dense_encode(xc, self.params.matrix("W_enc"), self.params.vector("b_enc"), &ops::DenseActivation::Relu);
+        Ok(SparseCodes::dense(acts).with_row_norm(norm))
     }
 
     fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {

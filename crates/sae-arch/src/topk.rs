@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use sae_core::affine::{self, AffineIo, AuxKNorm};
 use sae_core::config::ensure;
@@ -114,14 +114,24 @@ impl TopK {
         Ok(affine::affine_schema(cfg, h.skip_connection))
     }
 
-    /// Pre-activations `[n, d_sae]` (with decoder-norm rescaling when configured).
+    /// Pre-activations `[n, d_sae]` (with decoder-norm rescaling when configured). Allocates
+    /// `n × d_sae` floats; encoding with the top-k rule does not need them.
     pub fn hidden_pre(&self, x: Tensor<2>) -> (Tensor<2>, Option<sae_core::RowNorm>) {
         let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        let mut pre = xc.matmul(self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0);
-        if self.hyper.rescale_acts_by_decoder_norm {
-            pre = pre * ops::row_norms(self.params.matrix("W_dec")).unsqueeze_dim(0);
-        }
-        (pre, norm)
+        (self.linear_encoder().pre(xc), norm)
+    }
+
+    /// The linear part of the encoder, with the decoder-norm scale when configured.
+    fn linear_encoder(&self) -> ops::LinearEncoder {
+        let scale = self.hyper.rescale_acts_by_decoder_norm.then(|| ops::row_norms(self.params.matrix("W_dec")));
+        ops::LinearEncoder { w_enc: self.params.matrix("W_enc"), b_enc: self.params.vector("b_enc"), scale }
+    }
+
+    /// Top-k codes through the fused encoder (and the AuxK selection when `aux` is given).
+    fn encode_topk(&self, x: Tensor<2>, aux: Option<ops::AuxSelect<'_>>) -> (SparseCodes, Option<(Tensor<2>, Tensor<2, Int>)>) {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
+        let sel = ops::topk_encode(xc, &self.linear_encoder(), self.hyper.k, aux);
+        (SparseCodes::topk(sel.values, sel.indices, self.cfg.d_sae).with_row_norm(norm), sel.aux)
     }
 
     fn select(&self, pre: Tensor<2>, k: usize) -> SparseCodes {
@@ -150,6 +160,9 @@ impl Sae for TopK {
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
+        if self.hyper.activation == TopKActivation::Topk {
+            return Ok(self.encode_topk(x, None).0);
+        }
         let (pre, norm) = self.hidden_pre(x);
         Ok(self.select(pre, self.hyper.k).with_row_norm(norm))
     }
@@ -160,20 +173,47 @@ impl Sae for TopK {
 
     fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
         sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
-        let (pre, norm) = self.hidden_pre(batch.x.clone());
-        let codes = self.select(pre.clone(), self.hyper.k).with_row_norm(norm.clone());
-        let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
         let target = batch.target(&self.cfg)?;
+        let dead = ctx.dead_mask.as_ref().filter(|_| ctx.n_dead > 0);
+        let k_aux = affine::auxk_k(self.cfg.d_out(), ctx.n_dead);
+        // The top-k rule goes through the fused encoder (no dense gradient); groupmax and
+        // Multi-TopK need the dense pre-activations.
+        let dense = self.hyper.activation != TopKActivation::Topk || self.hyper.multi_topk;
+        let (codes, aux_sel, pre_norm) = if dense {
+            let (pre, norm) = self.hidden_pre(batch.x.clone());
+            let codes = self.select(pre.clone(), self.hyper.k).with_row_norm(norm.clone());
+            (codes, None, Some((pre, norm)))
+        } else {
+            let aux = dead.map(|d| ops::AuxSelect { dead: d, k: k_aux });
+            let (codes, aux_sel) = self.encode_topk(batch.x.clone(), aux);
+            (codes, aux_sel, None)
+        };
+        let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
         let mut terms = vec![LossTerm { name: "mse_loss".into(), value: self.recon_loss(output.clone(), target.clone()) }];
-        if let Some(mask) = &ctx.dead_mask {
-            let (norm_kind, aux_pre) = match self.hyper.loss {
-                ReconLoss::Mse => (AuxKNorm::PerRowMean, pre.clone()),
-                ReconLoss::Fvu => (AuxKNorm::TotalVariance, pre.clone().clamp_min(0.0)),
+        if let Some(mask) = dead {
+            let norm_kind = match self.hyper.loss {
+                ReconLoss::Mse => AuxKNorm::PerRowMean,
+                ReconLoss::Fvu => AuxKNorm::TotalVariance,
             };
-            let aux = affine::auxk_loss(aux_pre, mask, ctx.n_dead, self.decoder(), target.clone(), output.clone(), norm_kind);
+            // sparsify selects among ReLU'd pre-activations: the same latents win (ReLU is
+            // monotone) and the ReLU only zeroes the negative winners.
+            let relu_aux = self.hyper.loss == ReconLoss::Fvu;
+            let aux = match (&pre_norm, aux_sel) {
+                (Some((pre, _)), _) => {
+                    let aux_pre = if relu_aux { pre.clone().clamp_min(0.0) } else { pre.clone() };
+                    affine::auxk_loss(aux_pre, mask, ctx.n_dead, self.decoder(), target.clone(), output.clone(), norm_kind)
+                }
+                (None, Some((values, indices))) => {
+                    let values = if relu_aux { values.clamp_min(0.0) } else { values };
+                    affine::auxk_loss_selected(values, indices, ctx.n_dead, self.decoder(), target.clone(), output.clone(), norm_kind)
+                }
+                (None, None) => return Err(SaeError::Unsupported("invariant: AuxK selection missing".into())),
+            };
             terms.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux.mul_scalar(self.hyper.aux_loss_coefficient) });
         }
-        if self.hyper.multi_topk {
+        if self.hyper.multi_topk
+            && let Some((pre, norm)) = pre_norm
+        {
             let k4 = (4 * self.hyper.k).min(self.cfg.d_sae);
             let (values, indices) = ops::topk_relu(pre, k4);
             let wide = SparseCodes::topk(values, indices, self.cfg.d_sae).with_row_norm(norm);

@@ -190,6 +190,55 @@ pub fn sparse_decode_equals_dense_path(device: &Device) {
     assert!(max_rel(&gp_s, &host(pre2.grad(&gd).unwrap())) < 1e-5);
 }
 
+/// Loss and gradients of `topk_encode` (with decoder-norm scale and an AuxK selection) against
+/// the dense path: `topk(relu(pre))` and a masked top-k over the dense pre-activations. Returns
+/// `(loss, [grad xc, grad W_enc, grad b_enc, grad W_dec])`.
+fn topk_encode_loss_and_grads(device: &Device, fused: bool) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let ad = device.clone().autodiff();
+    let (n, d_in, d_sae, k, k_aux) = (6, 7, 30, 5, 4);
+    let xc = random(n, d_in, 21, &ad).require_grad();
+    let w_enc = random(d_in, d_sae, 22, &ad).require_grad();
+    let b_enc = random(1, d_sae, 23, &ad).reshape([d_sae]).require_grad();
+    let w_dec = random(d_sae, d_in, 24, &ad).require_grad();
+    let dead_host: Vec<f32> = (0..d_sae).map(|j| (j % 3 == 1) as u8 as f32).collect();
+    let dead = Tensor::<1>::from_data(TensorData::new(dead_host, [d_sae]), &ad).greater_elem(0.5);
+    let enc = ops::LinearEncoder { w_enc: w_enc.clone(), b_enc: b_enc.clone(), scale: Some(ops::row_norms(w_dec.clone())) };
+    let ((values, indices), (aux_v, aux_i)) = if fused {
+        let sel = ops::topk_encode(xc.clone(), &enc, k, Some(ops::AuxSelect { dead: &dead, k: k_aux }));
+        ((sel.values, sel.indices), sel.aux.expect("aux selection"))
+    } else {
+        let pre = enc.pre(xc.clone());
+        let main = ops::topk_relu(pre.clone(), k);
+        (main, pre.mask_fill(dead.clone().bool_not().unsqueeze_dim(0), f32::NEG_INFINITY).topk_with_indices(k_aux, 1))
+    };
+    let recon = ops::sparse_decode(values, indices, w_dec.clone());
+    let aux = ops::sparse_decode(aux_v, aux_i, w_dec.clone());
+    let loss = (recon - xc.clone()).powi_scalar(2).sum() + aux.powi_scalar(2).sum().mul_scalar(0.5);
+    let g = loss.backward();
+    let grads = vec![host(xc.grad(&g).unwrap()), host(w_enc.grad(&g).unwrap()), host(b_enc.grad(&g).unwrap()), host(w_dec.grad(&g).unwrap())];
+    (host(loss.detach()), grads)
+}
+
+/// The fused TopK encoder (the host kernel on Flex/NdArray, burn ops elsewhere) equals the dense
+/// path: loss, and gradients of the input, `W_enc`, `b_enc` and (through the scale) `W_dec`.
+pub fn topk_encode_equals_dense_path(device: &Device) {
+    let (loss_f, grads_f) = topk_encode_loss_and_grads(device, true);
+    let (loss_d, grads_d) = topk_encode_loss_and_grads(device, false);
+    assert!(max_rel(&loss_f, &loss_d) < 1e-5, "loss {loss_f:?} vs {loss_d:?}");
+    for (name, (f, d)) in ["xc", "W_enc", "b_enc", "W_dec"].iter().zip(grads_f.iter().zip(&grads_d)) {
+        assert!(d.iter().any(|v| *v != 0.0), "{name}: the dense gradient is zero, the test would prove nothing");
+        let err = max_rel(f, d);
+        assert!(err < 1e-5, "gradient of {name}: max relative difference {err}");
+    }
+    // Without autodiff the values come straight from the selection.
+    let x = random(5, 7, 31, device);
+    let enc = ops::LinearEncoder { w_enc: random(7, 30, 32, device), b_enc: random(1, 30, 33, device).reshape([30]), scale: None };
+    let sel = ops::topk_encode(x.clone(), &enc, 5, None);
+    let (v, i) = ops::topk_relu(enc.pre(x), 5);
+    assert!(max_rel(&host(sel.values), &host(v)) < 1e-5);
+    assert_eq!(sel.indices.into_data().try_into_vec_as::<i64>().unwrap(), i.into_data().try_into_vec_as::<i64>().unwrap());
+}
+
 /// Reference fixtures from SAELens and sparsify reproduce on this backend.
 pub fn reference_fixtures_reproduce(device: &Device) {
     let registry = sae_arch::registry();
@@ -237,6 +286,10 @@ macro_rules! backend_suite {
             #[test]
             fn sparse_decode_equals_dense_path() {
                 super::sparse_decode_equals_dense_path(&device());
+            }
+            #[test]
+            fn topk_encode_equals_dense_path() {
+                super::topk_encode_equals_dense_path(&device());
             }
             #[test]
             fn reference_fixtures_reproduce() {

@@ -90,6 +90,11 @@ pub enum AuxKNorm {
     TotalVariance,
 }
 
+/// The number of dead latents AuxK selects per row: `min(d_out / 2, n_dead)` (at least 1).
+pub fn auxk_k(d_out: usize, n_dead: usize) -> usize {
+    (d_out / 2).max(1).min(n_dead)
+}
+
 /// The AuxK loss (Gao et al. 2024): the `k_aux = d_out / 2` largest pre-activations among dead
 /// latents reconstruct the detached residual `target − output`, scaled by
 /// `min(n_dead / k_aux, 1)`. Returns zero when no latent is dead.
@@ -103,17 +108,33 @@ pub fn auxk_loss(
     output: Tensor<2>,
     norm: AuxKNorm,
 ) -> Tensor<1> {
-    let device = hidden_pre.device();
     if n_dead == 0 {
-        return Tensor::zeros([1], &device);
+        return Tensor::zeros([1], &hidden_pre.device());
     }
-    let d_out = target.dims()[1];
-    let k_aux_full = (d_out / 2).max(1);
-    let scale = (n_dead as f32 / k_aux_full as f32).min(1.0);
-    let k_aux = k_aux_full.min(n_dead);
-    let residual = (target.clone() - output).detach();
+    let k_aux = auxk_k(target.dims()[1], n_dead);
     let masked = hidden_pre.mask_fill(dead_mask.clone().bool_not().unsqueeze_dim(0), f32::NEG_INFINITY);
     let (values, indices) = masked.topk_with_indices(k_aux, 1);
+    auxk_loss_selected(values, indices, n_dead, w_dec, target, output, norm)
+}
+
+/// The AuxK loss from an already made selection: `values` `[n, k_aux]` are the pre-activations
+/// of the dead latents `indices` chosen per row (see [`auxk_loss`] and
+/// [`ops::topk_encode`]'s auxiliary selection).
+pub fn auxk_loss_selected(
+    values: Tensor<2>,
+    indices: Tensor<2, burn::tensor::Int>,
+    n_dead: usize,
+    w_dec: Tensor<2>,
+    target: Tensor<2>,
+    output: Tensor<2>,
+    norm: AuxKNorm,
+) -> Tensor<1> {
+    if n_dead == 0 {
+        return Tensor::zeros([1], &values.device());
+    }
+    let d_out = target.dims()[1];
+    let scale = (n_dead as f32 / (d_out / 2).max(1) as f32).min(1.0);
+    let residual = (target.clone() - output).detach();
     let recon = ops::sparse_decode(values, indices, w_dec);
     let sq = (recon - residual).powi_scalar(2);
     let loss = match norm {

@@ -94,11 +94,35 @@ impl SparseCodes {
         vals.detach().not_equal_elem(0.0).float().sum_dim(1).squeeze_dim(1)
     }
 
+    /// How many rows each latent is active (> 0) on, `[d_sae]`, read back to the host. For
+    /// top-k codes this reads only the `n × k` selected values and indices.
+    pub fn firing_counts(&self) -> Vec<f32> {
+        match &self.values {
+            CodeValues::TopK { values, indices } => {
+                let vals = crate::params::host_f32(values.clone().detach().into_data());
+                let idx = indices.clone().into_data().try_into_vec_as::<i64>().unwrap_or_default();
+                let mut counts = vec![0.0f32; self.d_sae];
+                for (v, i) in vals.iter().zip(&idx) {
+                    if *v > 0.0
+                        && let Some(c) = usize::try_from(*i).ok().and_then(|i| counts.get_mut(i))
+                    {
+                        *c += 1.0;
+                    }
+                }
+                counts
+            }
+            CodeValues::Dense(acts) => {
+                let active = acts.clone().detach().greater_elem(0.0).float();
+                crate::params::host_f32(active.sum_dim(0).reshape([self.d_sae]).into_data())
+            }
+        }
+    }
+
     /// `codes @ w_dec` (no bias): a sparse gather-sum for top-k codes, a GEMM for dense ones.
     pub fn times_decoder(&self, w_dec: Tensor<2>) -> Tensor<2> {
         match &self.values {
             CodeValues::TopK { values, indices } => ops::sparse_decode(values.clone(), indices.clone(), w_dec),
-            CodeValues::Dense(acts) => acts.clone().matmul(w_dec),
+            CodeValues::Dense(acts) => ops::matmul(acts.clone(), w_dec),
         }
     }
 }

@@ -216,13 +216,18 @@ fn train_once(sae: &mut dyn Sae, adam: &mut Adam, tracker: &mut DeadTracker, x: 
     Ok(())
 }
 
-/// Encodes (and decodes) `x`, waiting for the result.
+/// Encodes (and decodes) `x`, waiting for the result by reading one element of it (the
+/// baselines return the codes and do nothing more with them).
 fn encode_once(sae: &dyn Sae, x: &Tensor<2>, decode: bool) -> Result<()> {
     let codes = sae.encode(x.clone())?;
     if decode {
         let _ = sae.decode(&codes)?.slice([0..1, 0..1]).into_scalar::<f32>();
     } else {
-        let _ = codes.l0_per_row().slice([0..1]).into_scalar::<f32>();
+        let values = match &codes.values {
+            sae_core::CodeValues::TopK { values, .. } => values.clone(),
+            sae_core::CodeValues::Dense(acts) => acts.clone(),
+        };
+        let _ = values.slice([0..1, 0..1]).into_scalar::<f32>();
     }
     Ok(())
 }

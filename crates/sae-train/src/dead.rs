@@ -28,9 +28,7 @@ impl DeadTracker {
     /// Records the codes of one batch: counts per latent how many rows it fired on, updates
     /// the counters, and returns those counts (`[d_sae]`, read back to the host).
     pub fn record(&mut self, codes: &sae_core::SparseCodes) -> Vec<f32> {
-        let d_sae = self.since_fired.len();
-        let active = codes.to_dense().detach().without_autodiff().greater_elem(0.0).float();
-        let fires = sae_core::params::host_f32(active.sum_dim(0).reshape([d_sae]).into_data());
+        let fires = codes.firing_counts();
         self.update(&fires, codes.n_rows() as u64);
         fires
     }

@@ -6,9 +6,20 @@ use burn::tensor::{Int, Tensor};
 const GATHER_BUDGET: usize = 1 << 24;
 
 /// Sparse decode of top-k codes: `values [n, k]`, `indices [n, k]`, `w_dec [d_sae, d_out]` →
-/// `[n, d_out]` (no bias). Works in row chunks so that the gathered rows never exceed
-/// 2²⁴ floats (64 MiB) at a time. Differentiable in `values` and `w_dec`.
+/// `[n, d_out]` (no bias). Differentiable in `values` and `w_dec`. On Flex and NdArray this is
+/// the threaded host kernel with its sparse backward ([`super::host::sparse_decode`]);
+/// elsewhere [`sparse_decode_portable`].
 pub fn sparse_decode(values: Tensor<2>, indices: Tensor<2, Int>, w_dec: Tensor<2>) -> Tensor<2> {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if super::host::is_host(&w_dec.device()) {
+        return super::host::sparse_decode(values, indices, w_dec);
+    }
+    sparse_decode_portable(values, indices, w_dec)
+}
+
+/// [`sparse_decode`] in burn tensor ops, for every backend: works in row chunks so that the
+/// gathered rows never exceed 2²⁴ floats (64 MiB) at a time.
+pub fn sparse_decode_portable(values: Tensor<2>, indices: Tensor<2, Int>, w_dec: Tensor<2>) -> Tensor<2> {
     let [n, k] = values.dims();
     let d_out = w_dec.dims()[1];
     if n == 0 || k == 0 {

@@ -1,0 +1,127 @@
+//! The CPU kernels of `ops::host` against independent references: burn's own `topk` (a full
+//! sort) for the selection, and a plain triple-loop GEMM in f64 for the fused encoder. Shapes are
+//! odd on purpose (rows not a multiple of the block or the thread count).
+
+use burn::tensor::{Device, Tensor, TensorData};
+use proptest::prelude::*;
+use sae_core::ops::host::{Eligible, HostAuxSelect, HostEncoder, fused_topk_encode, topk_row, topk_rows};
+use sae_core::params::host_f32;
+use sae_core::rng::SplitMix64;
+
+fn normals(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n).map(|_| rng.normal()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Same values and indices as burn's sort-based `topk_with_indices` (random normals: no ties).
+    #[test]
+    fn topk_rows_equals_burn_topk(n in 1usize..40, d in 1usize..300, k_frac in 0.0f64..1.0, threads in 1usize..5, seed in any::<u64>()) {
+        let k = ((d as f64 * k_frac) as usize).clamp(1, d.min(40));
+        let data = normals(n * d, seed);
+        let (values, indices) = topk_rows(&data, n, d, k, Eligible::All, threads);
+        let t = Tensor::<2>::from_data(TensorData::new(data, [n, d]), &Device::flex());
+        let (bv, bi) = t.topk_with_indices(k, 1);
+        prop_assert_eq!(values, host_f32(bv.into_data()));
+        prop_assert_eq!(indices, bi.into_data().try_into_vec_as::<i64>().unwrap());
+    }
+}
+
+#[test]
+fn ties_keep_the_lower_column_first_and_nan_ranks_last() {
+    let row = [1.0, f32::NAN, 3.0, 3.0, -2.0, 1.0];
+    let (mut v, mut i) = ([0.0f32; 4], [0i64; 4]);
+    topk_row(&row, 4, Eligible::All, &mut v, &mut i);
+    assert_eq!(i, [2, 3, 0, 5]);
+    assert_eq!(v, [3.0, 3.0, 1.0, 1.0]);
+    let (mut v, mut i) = ([0.0f32; 6], [0i64; 6]);
+    topk_row(&row, 6, Eligible::All, &mut v, &mut i);
+    assert_eq!(i, [2, 3, 0, 5, 4, 1], "NaN comes after every number");
+}
+
+#[test]
+fn eligibility_mask_restricts_the_choice_and_pads_with_negative_infinity() {
+    let row = [5.0, 1.0, 4.0, 2.0, 3.0];
+    let mask = [false, true, false, true, false];
+    let (mut v, mut i) = ([0.0f32; 3], [0i64; 3]);
+    topk_row(&row, 3, Eligible::Only(&mask), &mut v, &mut i);
+    assert_eq!(i, [3, 1, 0]);
+    assert_eq!(v, [2.0, 1.0, f32::NEG_INFINITY]);
+}
+
+/// `(x · W + b) ⊙ s` in f64, the reference for the fused encoder.
+fn reference_pre(x: &[f32], w: &[f32], b: &[f32], s: &[f32], n: usize, d_in: usize, d_sae: usize) -> Vec<f32> {
+    let mut pre = vec![0.0f32; n * d_sae];
+    for r in 0..n {
+        for j in 0..d_sae {
+            let dot: f64 = (0..d_in).map(|i| x[r * d_in + i] as f64 * w[i * d_sae + j] as f64).sum();
+            pre[r * d_sae + j] = ((dot + b[j] as f64) * s[j] as f64) as f32;
+        }
+    }
+    pre
+}
+
+#[test]
+fn fused_encode_equals_gemm_then_topk_across_blocks_and_threads() {
+    // 301 rows: three GEMM blocks of 128 on one thread, uneven shares on three threads.
+    let (n, d_in, d_sae, k, k_aux) = (301, 13, 70, 9, 6);
+    let x = normals(n * d_in, 1);
+    let w = normals(d_in * d_sae, 2);
+    let b = normals(d_sae, 3);
+    let s: Vec<f32> = normals(d_sae, 4).iter().map(|v| 0.5 + v.abs()).collect();
+    let dead: Vec<bool> = (0..d_sae).map(|j| j % 4 == 0).collect();
+    let pre = reference_pre(&x, &w, &b, &s, n, d_in, d_sae);
+    let (ref_v, ref_i) = topk_rows(&pre, n, d_sae, k, Eligible::All, 1);
+    let (ref_av, ref_ai) = topk_rows(&pre, n, d_sae, k_aux, Eligible::Only(&dead), 1);
+    for threads in [1, 3] {
+        let enc = HostEncoder { w_enc: &w, b_enc: &b, scale: Some(&s), d_in, d_sae };
+        let sel = fused_topk_encode(&x, n, &enc, k, Some(HostAuxSelect { eligible: &dead, k: k_aux }), threads);
+        assert_eq!(sel.indices, ref_i, "{threads} threads");
+        assert_eq!(sel.aux_indices, ref_ai, "{threads} threads");
+        let err = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(err(&sel.values, &ref_v) < 1e-4, "{threads} threads: {}", err(&sel.values, &ref_v));
+        assert!(err(&sel.aux_values, &ref_av) < 1e-4);
+        assert!(sel.aux_indices.iter().all(|j| dead[*j as usize]), "AuxK picked a live latent");
+    }
+    // No scale, no auxiliary selection.
+    let ones = vec![1.0f32; d_sae];
+    let pre = reference_pre(&x, &w, &b, &ones, n, d_in, d_sae);
+    let (_, ref_i) = topk_rows(&pre, n, d_sae, k, Eligible::All, 1);
+    let sel = fused_topk_encode(&x, n, &HostEncoder { w_enc: &w, b_enc: &b, scale: None, d_in, d_sae }, k, None, 2);
+    assert_eq!(sel.indices, ref_i);
+    assert!(sel.aux_values.is_empty());
+}
+
+
+#[test]
+fn threaded_host_gemm_equals_an_f64_gemm_at_odd_shapes() {
+    use sae_core::ops::host::gemm::matmul;
+    for (m, k, n, threads) in [(13, 37, 29, 3), (1, 1, 1, 2), (40, 5, 3, 7), (0, 4, 4, 2), (3, 0, 2, 2)] {
+        let a = normals(m * k, 7);
+        let b = normals(k * n, 8);
+        let c = matmul(&a, m, &b, k, n, threads);
+        assert_eq!(c.len(), m * n);
+        for r in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|i| a[r * k + i] as f64 * b[i * n + j] as f64).sum();
+                assert!((c[r * n + j] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "({m},{k},{n}) [{r},{j}]");
+            }
+        }
+    }
+}
+
+#[test]
+fn ops_matmul_equals_burn_matmul_with_and_without_autodiff() {
+    let device = Device::flex();
+    let a = Tensor::<2>::from_data(TensorData::new(normals(11 * 9, 9), [11, 9]), &device);
+    let b = Tensor::<2>::from_data(TensorData::new(normals(9 * 5, 10), [9, 5]), &device);
+    let want = host_f32(a.clone().matmul(b.clone()).into_data());
+    let got = host_f32(sae_core::ops::matmul(a.clone(), b.clone()).into_data());
+    assert!(got.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5));
+    // On an autodiff device it stays differentiable.
+    let w = b.autodiff().require_grad();
+    let g = sae_core::ops::matmul(a.autodiff(), w.clone()).sum().backward();
+    assert!(w.grad(&g).is_some());
+}
