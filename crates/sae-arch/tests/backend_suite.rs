@@ -234,9 +234,21 @@ pub fn topk_encode_equals_dense_path(device: &Device) {
     let x = random(5, 7, 31, device);
     let enc = ops::LinearEncoder { w_enc: random(7, 30, 32, device), b_enc: random(1, 30, 33, device).reshape([30]), scale: None };
     let sel = ops::topk_encode(x.clone(), &enc, 5, None);
-    let (v, i) = ops::topk_relu(enc.pre(x), 5);
+    let (v, i) = ops::topk_relu(enc.pre(x.clone()), 5);
     assert!(max_rel(&host(sel.values), &host(v)) < 1e-5);
     assert_eq!(sel.indices.into_data().try_into_vec_as::<i64>().unwrap(), i.into_data().try_into_vec_as::<i64>().unwrap());
+    // Asking AuxK for more latents than are flagged: the extra slots are zero, the rest flagged.
+    let dead = Tensor::<1>::from_data(TensorData::new((0..30).map(|j| (j == 3 || j == 17) as u8 as f32).collect::<Vec<f32>>(), [30]), device);
+    let dead = dead.greater_elem(0.5);
+    let sel = ops::topk_encode(x, &enc, 5, Some(ops::AuxSelect { dead: &dead, k: 4 }));
+    let (v, i) = sel.aux.expect("aux selection");
+    let (v, i) = (host(v), i.into_data().try_into_vec_as::<i64>().unwrap());
+    for r in 0..5 {
+        let mut first: Vec<i64> = i[r * 4..r * 4 + 2].to_vec();
+        first.sort();
+        assert_eq!(first, vec![3, 17], "row {r}: {:?}", &i[r * 4..r * 4 + 4]);
+        assert_eq!(&v[r * 4 + 2..r * 4 + 4], &[0.0, 0.0], "row {r}");
+    }
 }
 
 /// Reference fixtures from SAELens and sparsify reproduce on this backend.

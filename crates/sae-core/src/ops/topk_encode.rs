@@ -101,7 +101,7 @@ impl LinearEncoder {
 }
 
 /// A second selection for AuxK: the `k` largest pre-activations among the latents flagged in
-/// `dead` `[d_sae]`.
+/// `dead` `[d_sae]`. When fewer than `k` latents are flagged, the extra slots hold value 0.
 #[derive(Debug, Clone, Copy)]
 pub struct AuxSelect<'a> {
     /// Latents that may be selected.
@@ -134,13 +134,19 @@ pub fn topk_encode(xc: Tensor<2>, enc: &LinearEncoder, k: usize, aux: Option<Aux
     #[cfg(not(any(feature = "flex", feature = "ndarray")))]
     let on_host = false;
     let (values, indices, aux_sel) = if on_host { select_on_host(&xc, enc, k, aux) } else { select_with_tensor_ops(&xc, enc, k, aux) };
-    let (values, aux) = if enc.tracks_gradients(&xc) {
+    let (values, aux_sel) = if enc.tracks_gradients(&xc) {
         let values = enc.pre_at(xc.clone(), indices.clone());
-        let aux = aux_sel.map(|(_, i)| (enc.pre_at(xc, i.clone()), i));
-        (values, aux)
+        let aux_sel = aux_sel.map(|(_, i)| (enc.pre_at(xc, i.clone()), i));
+        (values, aux_sel)
     } else {
         (values, aux_sel)
     };
+    // Slots beyond the number of flagged latents hold a latent that is not flagged: zero them.
+    let aux = aux.zip(aux_sel).map(|(a, (v, i))| {
+        let [rows, ka] = i.dims();
+        let flagged = a.dead.clone().float().select(0, i.clone().reshape([rows * ka])).reshape([rows, ka]);
+        (v.mask_fill(flagged.lower_elem(0.5), 0.0), i)
+    });
     debug_assert_eq!(values.dims(), [n, k]);
     TopKSelection { values: values.clamp_min(0.0), indices, aux }
 }
