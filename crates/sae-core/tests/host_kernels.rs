@@ -21,7 +21,7 @@ proptest! {
     fn topk_rows_equals_burn_topk(n in 1usize..40, d in 1usize..300, k_frac in 0.0f64..1.0, threads in 1usize..5, seed in any::<u64>()) {
         let k = ((d as f64 * k_frac) as usize).clamp(1, d.min(40));
         let data = normals(n * d, seed);
-        let (values, indices) = topk_rows(&data, n, d, k, Eligible::All, threads);
+        let (values, indices) = topk_rows(&data, n, d, k, Eligible::All, threads).unwrap();
         let t = Tensor::<2>::from_data(TensorData::new(data, [n, d]), &Device::flex());
         let (bv, bi) = t.topk_with_indices(k, 1);
         prop_assert_eq!(values, host_f32(bv.into_data()));
@@ -73,11 +73,11 @@ fn fused_encode_equals_gemm_then_topk_across_blocks_and_threads() {
     let s: Vec<f32> = normals(d_sae, 4).iter().map(|v| 0.5 + v.abs()).collect();
     let dead: Vec<bool> = (0..d_sae).map(|j| j % 4 == 0).collect();
     let pre = reference_pre(&x, &w, &b, &s, n, d_in, d_sae);
-    let (ref_v, ref_i) = topk_rows(&pre, n, d_sae, k, Eligible::All, 1);
-    let (ref_av, ref_ai) = topk_rows(&pre, n, d_sae, k_aux, Eligible::Only(&dead), 1);
+    let (ref_v, ref_i) = topk_rows(&pre, n, d_sae, k, Eligible::All, 1).unwrap();
+    let (ref_av, ref_ai) = topk_rows(&pre, n, d_sae, k_aux, Eligible::Only(&dead), 1).unwrap();
     for threads in [1, 3] {
         let enc = HostEncoder { w_enc: &w, b_enc: &b, scale: Some(&s), d_in, d_sae };
-        let sel = fused_topk_encode(&x, n, &enc, k, Some(HostAuxSelect { eligible: &dead, k: k_aux }), threads);
+        let sel = fused_topk_encode(&x, n, &enc, k, Some(HostAuxSelect { eligible: &dead, k: k_aux }), threads).unwrap();
         assert_eq!(sel.indices, ref_i, "{threads} threads");
         assert_eq!(sel.aux_indices, ref_ai, "{threads} threads");
         let err = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
@@ -88,8 +88,8 @@ fn fused_encode_equals_gemm_then_topk_across_blocks_and_threads() {
     // No scale, no auxiliary selection.
     let ones = vec![1.0f32; d_sae];
     let pre = reference_pre(&x, &w, &b, &ones, n, d_in, d_sae);
-    let (_, ref_i) = topk_rows(&pre, n, d_sae, k, Eligible::All, 1);
-    let sel = fused_topk_encode(&x, n, &HostEncoder { w_enc: &w, b_enc: &b, scale: None, d_in, d_sae }, k, None, 2);
+    let (_, ref_i) = topk_rows(&pre, n, d_sae, k, Eligible::All, 1).unwrap();
+    let sel = fused_topk_encode(&x, n, &HostEncoder { w_enc: &w, b_enc: &b, scale: None, d_in, d_sae }, k, None, 2).unwrap();
     assert_eq!(sel.indices, ref_i);
     assert!(sel.aux_values.is_empty());
 }
@@ -101,7 +101,7 @@ fn threaded_host_gemm_equals_an_f64_gemm_at_odd_shapes() {
     for (m, k, n, threads) in [(13, 37, 29, 3), (1, 1, 1, 2), (40, 5, 3, 7), (0, 4, 4, 2), (3, 0, 2, 2)] {
         let a = normals(m * k, 7);
         let b = normals(k * n, 8);
-        let c = matmul(&a, m, &b, k, n, threads);
+        let c = matmul(&a, m, &b, k, n, threads).unwrap();
         assert_eq!(c.len(), m * n);
         for r in 0..m {
             for j in 0..n {
@@ -124,4 +124,28 @@ fn ops_matmul_equals_burn_matmul_with_and_without_autodiff() {
     let w = b.autodiff().require_grad();
     let g = sae_core::ops::matmul(a.autodiff(), w.clone()).sum().backward();
     assert!(w.grad(&g).is_some());
+}
+
+#[test]
+fn slices_of_the_wrong_length_are_typed_errors_not_panics() {
+    use sae_core::SaeError;
+    use sae_core::ops::host::{gemm::matmul, sparse};
+    let bad = |r: Result<Vec<f32>, SaeError>, name: &str| match r {
+        Err(SaeError::ShapeMismatch { name: n, .. }) => assert_eq!(n, name),
+        other => panic!("{name}: expected a shape error, got {other:?}"),
+    };
+    bad(matmul(&[1.0; 5], 2, &[1.0; 6], 3, 2, 2), "a");
+    bad(matmul(&[1.0; 6], 2, &[1.0; 5], 3, 2, 2), "b");
+    bad(sparse::sparse_decode(&[1.0; 3], &[0; 4], &[1.0; 8], 2, 2, 4, 2), "coefficients");
+    bad(sparse::gather_dot(&[1.0; 7], &[0; 4], &[1.0; 8], 2, 2, 4, 2), "x");
+    bad(sparse::scatter_outer(&[1.0; 4], &[0; 3], &[1.0; 8], 2, 2, 4, 2, 2), "indices");
+    assert!(matches!(topk_rows(&[1.0; 5], 2, 3, 1, Eligible::All, 2), Err(SaeError::ShapeMismatch { .. })));
+    let enc = HostEncoder { w_enc: &[1.0; 6], b_enc: &[0.0; 2], scale: None, d_in: 3, d_sae: 3 };
+    assert!(matches!(fused_topk_encode(&[1.0; 6], 2, &enc, 1, None, 2), Err(SaeError::ShapeMismatch { .. })));
+    // A mask shorter than the row selects nothing past its end instead of panicking.
+    let (mut v, mut i) = ([0.0f32; 2], [0i64; 2]);
+    topk_row(&[1.0, 2.0, 3.0], 2, Eligible::Only(&[true]), &mut v, &mut i);
+    assert_eq!((v, i), ([1.0, f32::NEG_INFINITY], [0, 0]));
+    // Out-of-range indices contribute nothing.
+    assert_eq!(sparse::sparse_decode(&[2.0, 3.0], &[-1, 9], &[1.0; 4], 1, 2, 2, 1).unwrap(), vec![0.0, 0.0]);
 }

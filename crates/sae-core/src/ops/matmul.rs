@@ -15,10 +15,12 @@ pub fn matmul(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
         let (da, db) = (a.device(), b.device());
         if host::is_host(&da) && !da.is_autodiff() && !db.is_autodiff() {
             let ([m, k], [_, n]) = (a.dims(), b.dims());
-            let av = crate::params::host_f32(a.into_data());
-            let bv = crate::params::host_f32(b.into_data());
-            let out = host::gemm::matmul(&av, m, &bv, k, n, host::threads());
-            return Tensor::from_data(burn::tensor::TensorData::new(out, [m, n]), &da);
+            let av = crate::params::host_f32(a.clone().into_data());
+            let bv = crate::params::host_f32(b.clone().into_data());
+            // Lengths come from the tensors' shapes; on a mismatch burn's matmul reports it.
+            if let Ok(out) = host::gemm::matmul(&av, m, &bv, k, n, host::threads()) {
+                return Tensor::from_data(burn::tensor::TensorData::new(out, [m, n]), &da);
+            }
         }
     }
     a.matmul(b)
@@ -48,7 +50,7 @@ pub fn dense_encode(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, activation: &Dense
         if plain(device.clone()) && plain(w.device()) && plain(b.device()) && threshold.is_none_or(|t| plain(t.device())) {
             let ([m, k], [_, n]) = (x.dims(), w.dims());
             let host = |t: burn::tensor::TensorData| crate::params::host_f32(t);
-            let (xv, wv, bv) = (host(x.into_data()), host(w.into_data()), host(b.into_data()));
+            let (xv, wv, bv) = (host(x.clone().into_data()), host(w.clone().into_data()), host(b.clone().into_data()));
             let tv = threshold.map(|t| host(t.clone().into_data()));
             let out = host::gemm::matmul_then(&xv, m, &wv, k, n, host::threads(), |row| match &tv {
                 Some(t) => row.iter_mut().zip(&bv).zip(t).for_each(|((p, b), t)| {
@@ -57,7 +59,10 @@ pub fn dense_encode(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, activation: &Dense
                 }),
                 None => row.iter_mut().zip(&bv).for_each(|(p, b)| *p = (*p + b).max(0.0)),
             });
-            return Tensor::from_data(burn::tensor::TensorData::new(out, [m, n]), &device);
+            // Lengths come from the tensors' shapes; on a mismatch burn's ops below report it.
+            if let Ok(out) = out {
+                return Tensor::from_data(burn::tensor::TensorData::new(out, [m, n]), &device);
+            }
         }
     }
     let pre = x.matmul(w) + b.unsqueeze_dim(0);

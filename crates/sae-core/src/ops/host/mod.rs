@@ -18,6 +18,17 @@ pub use select::{Eligible, topk_row, topk_rows};
 
 use burn::tensor::Device;
 
+use crate::error::{Result, SaeError};
+
+/// Checks that the host slice `name` holds `shape.iter().product()` elements: a typed
+/// [`SaeError::ShapeMismatch`] instead of an out-of-bounds panic for callers of these kernels.
+pub fn check_len(name: &str, len: usize, shape: &[usize]) -> Result<()> {
+    if len == shape.iter().product::<usize>() {
+        return Ok(());
+    }
+    Err(SaeError::ShapeMismatch { path: "<host slice>".into(), name: name.into(), actual: vec![len], expected: shape.to_vec() })
+}
+
 /// Whether `device` (with or without autodiff) is a CPU backend whose tensors are host memory,
 /// so that the kernels of this module can run on it: Flex or NdArray.
 pub fn is_host(device: &Device) -> bool {

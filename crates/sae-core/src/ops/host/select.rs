@@ -30,7 +30,7 @@ impl Eligible<'_> {
     fn allows(&self, j: usize) -> bool {
         match self {
             Eligible::All => true,
-            Eligible::Only(mask) => mask[j],
+            Eligible::Only(mask) => mask.get(j).copied().unwrap_or(false),
         }
     }
 }
@@ -154,13 +154,14 @@ fn worst_position(buf: &[(f32, usize)]) -> usize {
 }
 
 /// Top-k of every row of `data` `[n, d]` (row-major), split over `threads` threads. Returns
-/// `(values [n, k], indices [n, k])` row-major, each row as [`topk_row`] orders it.
-pub fn topk_rows(data: &[f32], n: usize, d: usize, k: usize, eligible: Eligible<'_>, threads: usize) -> (Vec<f32>, Vec<i64>) {
-    debug_assert_eq!(data.len(), n * d);
+/// `(values [n, k], indices [n, k])` row-major, each row as [`topk_row`] orders it, or a
+/// [`ShapeMismatch`](crate::SaeError::ShapeMismatch) when `data` is not `n × d` long.
+pub fn topk_rows(data: &[f32], n: usize, d: usize, k: usize, eligible: Eligible<'_>, threads: usize) -> crate::Result<(Vec<f32>, Vec<i64>)> {
+    super::check_len("data", data.len(), &[n, d])?;
     let mut values = vec![0.0f32; n * k];
     let mut indices = vec![0i64; n * k];
-    if n == 0 || k == 0 {
-        return (values, indices);
+    if n == 0 || k == 0 || d == 0 {
+        return Ok((values, indices));
     }
     let rows_per = n.div_ceil(threads.max(1)).max(1);
     std::thread::scope(|s| {
@@ -172,5 +173,5 @@ pub fn topk_rows(data: &[f32], n: usize, d: usize, k: usize, eligible: Eligible<
             });
         }
     });
-    (values, indices)
+    Ok((values, indices))
 }

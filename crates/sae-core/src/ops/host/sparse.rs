@@ -10,6 +10,18 @@
 //! Shapes: `c`, `idx` are `[n, k]`; `x`, `out` of `sparse_decode` are `[n, d]`; `rows` is
 //! `[m, d]`. An index outside `0..m` selects nothing (contributes zero): the selections this
 //! crate makes are always in range, and a bad index from elsewhere must not read out of bounds.
+//! Slices whose lengths disagree with the shapes are a
+//! [`ShapeMismatch`](crate::SaeError::ShapeMismatch).
+
+use super::check_len;
+use crate::error::Result;
+
+/// Checks the coefficient and index operands, `[n, k]` each. (`rows` needs no check: every
+/// access goes through [`row`], which treats a row past its end as absent.)
+fn check_common(c_len: usize, idx: &[i64], n: usize, k: usize) -> Result<()> {
+    check_len("coefficients", c_len, &[n, k])?;
+    check_len("indices", idx.len(), &[n, k])
+}
 
 /// Row `i` of `rows` (`[m, d]`), or `None` when `i` is not a valid row.
 fn row(rows: &[f32], d: usize, i: i64) -> Option<&[f32]> {
@@ -33,7 +45,8 @@ fn par_rows<T: Send>(out: &mut [T], n: usize, per: usize, threads: usize, f: imp
 }
 
 /// `out [n, d] = Σ_j c[r, j] · rows[idx[r, j]]`.
-pub fn sparse_decode(c: &[f32], idx: &[i64], rows: &[f32], n: usize, k: usize, d: usize, threads: usize) -> Vec<f32> {
+pub fn sparse_decode(c: &[f32], idx: &[i64], rows: &[f32], n: usize, k: usize, d: usize, threads: usize) -> Result<Vec<f32>> {
+    check_common(c.len(), idx, n, k)?;
     let mut out = vec![0.0f32; n * d];
     par_rows(&mut out, n, d, threads, |first, part| {
         for (r, o) in part.chunks_mut(d).enumerate() {
@@ -46,11 +59,13 @@ pub fn sparse_decode(c: &[f32], idx: &[i64], rows: &[f32], n: usize, k: usize, d
             }
         }
     });
-    out
+    Ok(out)
 }
 
 /// `out [n, k] = ⟨x[r], rows[idx[r, j]]⟩`.
-pub fn gather_dot(x: &[f32], idx: &[i64], rows: &[f32], n: usize, k: usize, d: usize, threads: usize) -> Vec<f32> {
+pub fn gather_dot(x: &[f32], idx: &[i64], rows: &[f32], n: usize, k: usize, d: usize, threads: usize) -> Result<Vec<f32>> {
+    check_common(n * k, idx, n, k)?;
+    check_len("x", x.len(), &[n, d])?;
     let mut out = vec![0.0f32; n * k];
     par_rows(&mut out, n, k, threads, |first, part| {
         for (r, o) in part.chunks_mut(k).enumerate() {
@@ -61,7 +76,7 @@ pub fn gather_dot(x: &[f32], idx: &[i64], rows: &[f32], n: usize, k: usize, d: u
             }
         }
     });
-    out
+    Ok(out)
 }
 
 /// A dot product in eight independent lanes, so the compiler vectorises it.
@@ -80,10 +95,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `out [m, d]` with `out[idx[r, j]] += c[r, j] · x[r]`. Threads split the `d` columns, so no
 /// two threads ever write the same element and the sum order per element is fixed (results do
 /// not depend on the thread count).
-pub fn scatter_outer(c: &[f32], idx: &[i64], x: &[f32], n: usize, k: usize, d: usize, m: usize, threads: usize) -> Vec<f32> {
+pub fn scatter_outer(c: &[f32], idx: &[i64], x: &[f32], n: usize, k: usize, d: usize, m: usize, threads: usize) -> Result<Vec<f32>> {
+    check_common(c.len(), idx, n, k)?;
+    check_len("x", x.len(), &[n, d])?;
     let mut out = vec![0.0f32; m * d];
     if n == 0 || d == 0 || m == 0 {
-        return out;
+        return Ok(out);
     }
     let threads = threads.clamp(1, d.div_ceil(16));
     let width = d.div_ceil(threads);
@@ -111,5 +128,5 @@ pub fn scatter_outer(c: &[f32], idx: &[i64], x: &[f32], n: usize, k: usize, d: u
             });
         }
     });
-    out
+    Ok(out)
 }
