@@ -1,7 +1,8 @@
 //! Kernels on every enabled backend: the encoder GEMM, top-k selection (burn's sort-based `topk`
 //! against the fused `ops::topk_encode`, which is the host kernel on Flex/NdArray), the TopK
 //! encoder's training forward + backward (fused vs dense), sparse decode vs the dense GEMM path,
-//! and a full TopK forward. Shapes: d_in 384, d_sae 6144, k 32 (the shape), batch 512 so
+//! the three sparse products of `ops::kernels` (host threads on Flex/NdArray, CubeCL on WGPU)
+//! against their portable burn-op versions, and a full TopK forward. Shapes: d_in 384, d_sae 6144, k 32 (the shape), batch 512 so
 //! that one run fits a 2-core machine. Run: `cargo bench -p sae-benches [--features wgpu]`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -51,6 +52,18 @@ fn kernels(c: &mut Criterion) {
         });
         group.bench_function("sparse_decode", |b| b.iter(|| codes.times_decoder(w_dec.clone()).into_data()));
         group.bench_function("dense_decode", |b| b.iter(|| codes.to_dense().matmul(w_dec.clone()).into_data()));
+        let (values, indices) = ops::topk_relu(pre.clone(), K);
+        group.bench_function("sparse_decode_kernel", |b| b.iter(|| ops::kernels::sparse_decode(values.clone(), indices.clone(), w_dec.clone()).into_data()));
+        group.bench_function("sparse_decode_portable", |b| b.iter(|| ops::sparse_decode_portable(values.clone(), indices.clone(), w_dec.clone()).into_data()));
+        group.bench_function("gather_dot_kernel", |b| b.iter(|| ops::kernels::gather_dot(x.clone(), indices.clone(), w_dec.clone()).into_data()));
+        group.bench_function("gather_dot_portable", |b| {
+            b.iter(|| {
+                let gathered = w_dec.clone().select(0, indices.clone().reshape([BATCH * K])).reshape([BATCH, K, D_IN]);
+                (gathered * x.clone().reshape([BATCH, 1, D_IN])).sum_dim(2).into_data()
+            })
+        });
+        group.bench_function("scatter_outer_kernel", |b| b.iter(|| ops::kernels::scatter_outer(values.clone(), indices.clone(), x.clone(), D_SAE).into_data()));
+        group.bench_function("scatter_outer_dense", |b| b.iter(|| codes.to_dense().transpose().matmul(x.clone()).into_data()));
         let sae = sae_arch::registry().init(SaeConfig::new("topk", D_IN, D_SAE).with("k", K), &device, 4).unwrap_or_else(|e| panic!("{e}"));
         group.bench_function("topk_forward", |b| b.iter(|| sae.forward(x.clone()).map(|f| f.output.into_data())));
         group.finish();

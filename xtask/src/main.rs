@@ -3,6 +3,8 @@
 //! - `ci`: everything CI checks, in one command (the README's test command): the test suite on
 //!   Flex and NdArray, and on WGPU when a Vulkan driver is present (Mesa's lavapipe in CI); doc
 //!   tests; a type-check of the CUDA backend; `cargo deny` license and ban checks, offline.
+//! - `assets [NAME...]`: fetch the pinned real assets (all, or those named) into the cache; runs
+//!   `sae assets fetch` (the library code is `sae_data::assets`) from a release build.
 //! - `fixtures --python PY`: regenerate `fixtures/reference/` with the real SAELens and sparsify.
 //! - `bench-compare [--python PY] [--rounds N] [--shape ...] [--only TEXT]`: builds `sae` in release
 //!   and times it against the Python baselines in alternation, printing the ratios.
@@ -20,13 +22,17 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(&args[1..]),
         Some("fixtures") => fixtures(&args[1..]),
+        Some("assets") => run(
+            "fetch assets",
+            cargo().args(["run", "--release", "-p", "sae-cli", "--", "assets", "fetch"]).args(&args[1..]),
+        ),
         Some("bench-compare") => {
             run("release build of sae", cargo().args(["build", "--release", "-p", "sae-cli"]))?;
             let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
             bench_compare::bench_compare(&root(), &target.join("release/sae"), &args[1..])
         }
         _ => {
-            eprintln!("usage: cargo xtask ci [--no-wgpu] | cargo xtask fixtures --python PATH | cargo xtask bench-compare [--python PY]");
+            eprintln!("usage: cargo xtask ci [--no-wgpu] | cargo xtask assets [NAME...] | cargo xtask fixtures --python PATH | cargo xtask bench-compare [--python PY]");
             bail!("unknown or missing command")
         }
     }

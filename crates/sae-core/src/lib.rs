@@ -33,6 +33,7 @@ pub mod codes;
 pub mod config;
 pub mod error;
 pub mod format;
+pub mod hooks;
 pub mod ops;
 pub mod params;
 pub mod registry;

@@ -118,3 +118,34 @@ fn metadata_that_disagrees_with_the_data_is_a_typed_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn tokens_round_trip_beside_the_rows_across_shards() {
+    use sae_data::store::TokenRef;
+    let dir = tempfile::tempdir().unwrap();
+    let (n, d) = (23, 3);
+    let mut w = StoreWriter::create_with_tokens(dir.path(), d, 5, serde_json::json!({"model": "test"})).unwrap();
+    let tokens: Vec<TokenRef> = (0..n as u32).map(|i| TokenRef { id: 1000 + i, pos: i % 7, seq: i / 7 }).collect();
+    // Pushed in uneven pieces that straddle shard boundaries.
+    let all = rows(n, d, 0);
+    for (a, b) in [(0, 3), (3, 11), (11, 23)] {
+        w.push_rows_with_tokens(&all[a * d..b * d], &tokens[a..b]).unwrap();
+    }
+    assert!(w.push_rows(&rows(1, d, 0)).is_err(), "a token store refuses rows without tokens");
+    assert!(w.push_rows_with_tokens(&rows(2, d, 0), &tokens[..1]).is_err(), "one token per row");
+    w.finish().unwrap();
+    let store = ActivationStore::open(dir.path()).unwrap();
+    assert!(store.metadata().tokens);
+    assert_eq!(store.read_tokens(0, n).unwrap().unwrap(), tokens);
+    assert_eq!(store.read_tokens(4, 9).unwrap().unwrap(), tokens[4..13].to_vec());
+    let mut out = Vec::new();
+    store.read_rows(0, n, &mut out).unwrap();
+    assert_eq!(out, all);
+    assert!(store.read_tokens(20, 5).is_err());
+    // A store without tokens says so, and refuses tokens.
+    let plain = tempfile::tempdir().unwrap();
+    let s = write(plain.path(), 4, 2, 3);
+    assert_eq!(s.read_tokens(0, 2).unwrap(), None);
+    let mut w = StoreWriter::create(&plain.path().join("x"), 2, 3, serde_json::json!({})).unwrap();
+    assert!(w.push_rows_with_tokens(&rows(1, 2, 0), &tokens[..1]).is_err());
+}

@@ -1,9 +1,12 @@
 //! One module per subcommand.
 
+pub mod assets;
 pub mod bench;
 pub mod convert;
 pub mod encode;
+pub mod harvest;
 pub mod info;
+pub mod run;
 pub mod eval;
 pub mod synth;
 pub mod train;

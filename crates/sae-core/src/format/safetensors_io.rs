@@ -63,8 +63,19 @@ pub struct HostTensor {
     pub dtype: StoreDtype,
 }
 
-/// Reads every tensor of a safetensors file as f32, in file order.
+/// Reads every tensor of a safetensors file as f32, in file order; a tensor of any other dtype
+/// is an [`SaeError::UnsupportedDtype`].
 pub fn read_safetensors(path: &Path) -> Result<Vec<HostTensor>> {
+    read_tensors(path, false)
+}
+
+/// Reads the floating-point tensors of a safetensors file as f32, in file order, and skips the
+/// others (integer buffers such as a model's `position_ids`, which are not weights).
+pub fn read_float_tensors(path: &Path) -> Result<Vec<HostTensor>> {
+    read_tensors(path, true)
+}
+
+fn read_tensors(path: &Path, skip_non_float: bool) -> Result<Vec<HostTensor>> {
     let bytes = read_file(path)?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| SaeError::corrupt(path, "safetensors", e.to_string()))?;
     let mut out = Vec::new();
@@ -72,6 +83,9 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<HostTensor>> {
     let mut tensors: Vec<(String, TensorView<'_>)> = st.tensors();
     tensors.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
     for (name, view) in tensors {
+        if skip_non_float && !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64) {
+            continue;
+        }
         let (values, dtype) = decode(view.dtype(), view.data()).ok_or_else(|| SaeError::UnsupportedDtype {
             path: path.to_path_buf(),
             name: name.clone(),

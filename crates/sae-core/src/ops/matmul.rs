@@ -13,7 +13,7 @@ pub fn matmul(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     {
         let (da, db) = (a.device(), b.device());
-        if host::is_host(&da) && !da.is_autodiff() && !db.is_autodiff() {
+        if host::is_host(&da) && !da.is_autodiff() && !db.is_autodiff() && !super::portable_only() {
             let ([m, k], [_, n]) = (a.dims(), b.dims());
             let av = crate::params::host_f32(a.clone().into_data());
             let bv = crate::params::host_f32(b.clone().into_data());
@@ -46,7 +46,7 @@ pub fn dense_encode(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, activation: &Dense
             DenseActivation::JumpRelu(t) => Some(t),
             DenseActivation::Relu => None,
         };
-        let plain = |d: burn::tensor::Device| host::is_host(&d) && !d.is_autodiff();
+        let plain = |d: burn::tensor::Device| host::is_host(&d) && !d.is_autodiff() && !super::portable_only();
         if plain(device.clone()) && plain(w.device()) && plain(b.device()) && threshold.is_none_or(|t| plain(t.device())) {
             let ([m, k], [_, n]) = (x.dims(), w.dims());
             let host = |t: burn::tensor::TensorData| crate::params::host_f32(t);

@@ -1,9 +1,14 @@
 //! Portable hot-path operations written in burn tensor ops: they run on every backend and under
-//! autodiff. Faster per-backend kernels ([`host`] for the CPU backends) must match these
-//! (forward and gradients); [`topk_encode`] picks the fastest one for the tensors' device.
+//! autodiff. Faster per-backend kernels must match these (forward and gradients): `host` for the
+//! CPU backends, `cube` (CubeCL) for WGPU and CUDA, joined behind one backend extension in
+//! `kernels`; [`topk_encode`] and [`sparse_decode`] pick the fastest one for the tensors' device.
 
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod cube;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 pub mod host;
+#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda"))]
+pub mod kernels;
 mod matmul;
 mod select;
 mod sparse_decode;
@@ -15,6 +20,14 @@ pub use sparse_decode::{sparse_decode, sparse_decode_portable};
 pub use topk_encode::{AuxSelect, LinearEncoder, TopKSelection, topk_encode};
 
 use burn::tensor::Tensor;
+
+/// Whether the environment variable `SAE_KERNELS=portable` asks for the portable burn-op
+/// versions of every hot-path operation on every backend (read once per process): for measuring
+/// what the kernels buy, and for ruling them out when debugging.
+pub fn portable_only() -> bool {
+    static PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PORTABLE.get_or_init(|| std::env::var("SAE_KERNELS").is_ok_and(|v| v == "portable"))
+}
 
 /// Euclidean norm of each row of `w` `[r, c]`, as `[r]`.
 pub fn row_norms(w: Tensor<2>) -> Tensor<1> {

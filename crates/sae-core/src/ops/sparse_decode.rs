@@ -6,13 +6,13 @@ use burn::tensor::{Int, Tensor};
 const GATHER_BUDGET: usize = 1 << 24;
 
 /// Sparse decode of top-k codes: `values [n, k]`, `indices [n, k]`, `w_dec [d_sae, d_out]` →
-/// `[n, d_out]` (no bias). Differentiable in `values` and `w_dec`. On Flex and NdArray this is
-/// the threaded host kernel with its sparse backward ([`super::host::sparse_decode`]);
-/// elsewhere [`sparse_decode_portable`].
+/// `[n, d_out]` (no bias). Differentiable in `values` and `w_dec`. On Flex, NdArray and the
+/// CubeCL backends (WGPU, CUDA) this is the backend's own kernel with its sparse backward
+/// (`kernels::sparse_decode`); elsewhere [`sparse_decode_portable`].
 pub fn sparse_decode(values: Tensor<2>, indices: Tensor<2, Int>, w_dec: Tensor<2>) -> Tensor<2> {
-    #[cfg(any(feature = "flex", feature = "ndarray"))]
-    if super::host::is_host(&w_dec.device()) {
-        return super::host::sparse_decode(values, indices, w_dec);
+    #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda"))]
+    if super::kernels::available(&w_dec.device()) {
+        return super::kernels::sparse_decode(values, indices, w_dec);
     }
     sparse_decode_portable(values, indices, w_dec)
 }

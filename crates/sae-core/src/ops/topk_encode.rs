@@ -11,7 +11,9 @@
 //! [`host::fused_topk_encode`](super::host::fused_topk_encode): GEMM and top-k by row block on
 //! every core, no dense pre-activations, no sort. Elsewhere it is burn's matmul and `topk`.
 
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor};
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+use burn::tensor::TensorData;
 
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 use super::host;
@@ -45,15 +47,16 @@ impl LinearEncoder {
     }
 
     /// The pre-activations at `indices` `[n, k]` only, `[n, k]`: one dot product per selected
-    /// latent, differentiable in `xc` and every weight. On Flex and NdArray the dot products are
-    /// the host kernel with its sparse backward; elsewhere [`LinearEncoder::pre_at_portable`].
+    /// latent, differentiable in `xc` and every weight. On Flex, NdArray and the CubeCL backends
+    /// the dot products are the backend's own kernel with its sparse backward
+    /// (`kernels::gather_dot`); elsewhere [`LinearEncoder::pre_at_portable`].
     pub fn pre_at(&self, xc: Tensor<2>, indices: Tensor<2, Int>) -> Tensor<2> {
-        #[cfg(any(feature = "flex", feature = "ndarray"))]
-        if host::is_host(&xc.device()) {
+        #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda"))]
+        if super::kernels::available(&xc.device()) {
             let [n, k] = indices.dims();
             let columns = self.w_enc.clone().transpose(); // [d_sae, d_in]: one row per latent
             let flat = indices.clone().reshape([n * k]);
-            let mut pre = host::gather_dot(xc, indices, columns) + self.b_enc.clone().select(0, flat.clone()).reshape([n, k]);
+            let mut pre = super::kernels::gather_dot(xc, indices, columns) + self.b_enc.clone().select(0, flat.clone()).reshape([n, k]);
             if let Some(s) = &self.scale {
                 pre = pre * s.clone().select(0, flat).reshape([n, k]);
             }
@@ -127,10 +130,9 @@ pub struct TopKSelection {
 /// gradients), without a dense gradient; on Flex and NdArray without dense pre-activations.
 pub fn topk_encode(xc: Tensor<2>, enc: &LinearEncoder, k: usize, aux: Option<AuxSelect<'_>>) -> TopKSelection {
     let [n, _] = xc.dims();
-    let device = xc.device();
     let k = k.min(enc.w_enc.dims()[1]);
     #[cfg(any(feature = "flex", feature = "ndarray"))]
-    let on_host = host::is_host(&device) && k > 0;
+    let on_host = host::is_host(&xc.device()) && k > 0 && !super::portable_only();
     #[cfg(not(any(feature = "flex", feature = "ndarray")))]
     let on_host = false;
     let (values, indices, aux_sel) = if on_host { select_on_host(&xc, enc, k, aux) } else { select_with_tensor_ops(&xc, enc, k, aux) };

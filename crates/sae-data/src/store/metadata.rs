@@ -12,6 +12,10 @@ pub const METADATA_FILE: &str = "metadata.json";
 pub const STORE_FORMAT: &str = "sae-rs.activations";
 /// Name of the activation tensor inside each shard.
 pub const ACTIVATIONS_TENSOR: &str = "activations";
+/// Names of the per-row token tensors (`u32` `[rows]`) in the shards of a store with
+/// [`StoreMetadata::tokens`]: the token id, its position in its context window, and the index
+/// of that window.
+pub const TOKEN_TENSORS: [&str; 3] = ["token_ids", "positions", "sequences"];
 
 /// One committed shard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +49,10 @@ pub struct StoreMetadata {
     pub complete: bool,
     /// Free-form description of where the activations came from (model, hook, corpus, generator).
     pub source: serde_json::Value,
+    /// Whether each shard also holds the token id, position and window of every row
+    /// ([`TOKEN_TENSORS`]); stores of model activations do, synthetic ones do not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tokens: bool,
 }
 
 impl StoreMetadata {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
-use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, StoreMetadata};
+use super::TokenRef;
+use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, StoreMetadata, TOKEN_TENSORS};
 use crate::error::{DataError, Result};
 
 #[derive(Debug)]
@@ -15,6 +16,8 @@ struct MappedShard {
     map: Mmap,
     /// Byte offset of the activation data inside the file.
     data_start: usize,
+    /// Byte offsets of the token tensors ([`TOKEN_TENSORS`]), when the store keeps tokens.
+    token_starts: Option<[usize; 3]>,
     rows: usize,
     /// Index of the shard's first row in the store.
     first_row: u64,
@@ -43,8 +46,8 @@ impl ActivationStore {
             // SAFETY: the map is read-only; shards are written once (atomically, by rename) and
             // never modified in place, so the mapped bytes do not change under us.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io("mapping shard", &path, e))?;
-            let data_start = check_shard(&map, &path, info.rows, meta.d_in)?;
-            shards.push(MappedShard { path, map, data_start, rows: info.rows, first_row });
+            let (data_start, token_starts) = check_shard(&map, &path, info.rows, meta.d_in, meta.tokens)?;
+            shards.push(MappedShard { path, map, data_start, token_starts, rows: info.rows, first_row });
             first_row += info.rows as u64;
         }
         Ok(Self { dir: dir.to_path_buf(), meta, shards })
@@ -97,6 +100,35 @@ impl ActivationStore {
         Ok(())
     }
 
+    /// The tokens of rows `start .. start + n`, or `None` if the store does not keep tokens.
+    pub fn read_tokens(&self, start: u64, n: usize) -> Result<Option<Vec<TokenRef>>> {
+        if !self.meta.tokens {
+            return Ok(None);
+        }
+        let end = start + n as u64;
+        if end > self.meta.count {
+            return Err(DataError::invalid("rows", format!("rows {start}..{end} are beyond the store's {} rows ({})", self.meta.count, self.dir.display())));
+        }
+        let mut out = Vec::with_capacity(n);
+        let mut row = start;
+        while row < end {
+            let idx = self.shards.partition_point(|s| s.first_row + s.rows as u64 <= row);
+            let shard = &self.shards[idx];
+            let local = (row - shard.first_row) as usize;
+            let take = ((end - row) as usize).min(shard.rows - local);
+            let Some(starts) = shard.token_starts else {
+                return Err(DataError::Shard { path: shard.path.clone(), reason: "no token tensors".into() });
+            };
+            let at = |which: usize, r: usize| {
+                let b = starts[which] + (local + r) * 4;
+                u32::from_le_bytes([shard.map[b], shard.map[b + 1], shard.map[b + 2], shard.map[b + 3]])
+            };
+            out.extend((0..take).map(|r| TokenRef { id: at(0, r), pos: at(1, r), seq: at(2, r) }));
+            row += take as u64;
+        }
+        Ok(Some(out))
+    }
+
     /// Reads one row into `out` (replacing its contents).
     pub fn read_row(&self, index: u64, out: &mut Vec<f32>) -> Result<()> {
         out.clear();
@@ -109,8 +141,9 @@ impl ActivationStore {
     }
 }
 
-/// Validates a shard's safetensors header and size; returns the data offset.
-fn check_shard(map: &[u8], path: &Path, rows: usize, d_in: usize) -> Result<usize> {
+/// Validates a shard's safetensors header and size; returns the offsets of the activation data
+/// and (with `tokens`) of the token tensors.
+fn check_shard(map: &[u8], path: &Path, rows: usize, d_in: usize, tokens: bool) -> Result<(usize, Option<[usize; 3]>)> {
     let bad = |reason: String| DataError::Shard { path: path.to_path_buf(), reason };
     let tensors = SafeTensors::deserialize(map).map_err(|e| bad(format!("not a valid safetensors file ({e}); it may be truncated")))?;
     let view = tensors.tensor(ACTIVATIONS_TENSOR).map_err(|_| bad(format!("no `{ACTIVATIONS_TENSOR}` tensor")))?;
@@ -121,5 +154,16 @@ fn check_shard(map: &[u8], path: &Path, rows: usize, d_in: usize) -> Result<usiz
         return Err(bad(format!("`{ACTIVATIONS_TENSOR}` has shape {:?}, the metadata says [{rows}, {d_in}]", view.shape())));
     }
     let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
-    Ok(start)
+    if !tokens {
+        return Ok((start, None));
+    }
+    let mut starts = [0usize; 3];
+    for (slot, name) in starts.iter_mut().zip(TOKEN_TENSORS) {
+        let t = tensors.tensor(name).map_err(|_| bad(format!("no `{name}` tensor, the metadata says the store keeps tokens")))?;
+        if t.dtype() != Dtype::U32 || t.shape() != [rows] {
+            return Err(bad(format!("`{name}` is {:?} {:?}, expected U32 [{rows}]", t.dtype(), t.shape())));
+        }
+        *slot = t.data().as_ptr() as usize - map.as_ptr() as usize;
+    }
+    Ok((start, Some(starts)))
 }

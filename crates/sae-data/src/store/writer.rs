@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, tensor::TensorView};
 use sae_core::format::atomic::write_atomic;
 
-use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, STORE_FORMAT, ShardInfo, StoreMetadata};
+use super::TokenRef;
+use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, STORE_FORMAT, ShardInfo, StoreMetadata, TOKEN_TENSORS};
 use crate::error::{DataError, Result};
 
 /// Appends activation rows to a store, committing one full shard at a time.
@@ -18,6 +19,7 @@ pub struct StoreWriter {
     dir: PathBuf,
     meta: StoreMetadata,
     pending: Vec<f32>,
+    pending_tokens: Vec<TokenRef>,
 }
 
 impl StoreWriter {
@@ -45,8 +47,9 @@ impl StoreWriter {
             shards: Vec::new(),
             complete: false,
             source,
+            tokens: false,
         };
-        let writer = Self { dir: dir.to_path_buf(), meta, pending: Vec::new() };
+        let writer = Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_tokens: Vec::new() };
         writer.write_metadata()?;
         Ok(writer)
     }
@@ -62,7 +65,7 @@ impl StoreWriter {
                 reason: "the store is already complete".into(),
             });
         }
-        Ok(Self { dir: dir.to_path_buf(), meta, pending: Vec::new() })
+        Ok(Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_tokens: Vec::new() })
     }
 
     /// Rows safely on disk.
@@ -80,17 +83,50 @@ impl StoreWriter {
         self.meta.d_in
     }
 
+    /// Starts a new store whose rows carry their tokens ([`StoreWriter::push_rows_with_tokens`]).
+    pub fn create_with_tokens(dir: &Path, d_in: usize, shard_rows: usize, source: serde_json::Value) -> Result<Self> {
+        let mut w = Self::create(dir, d_in, shard_rows, source)?;
+        w.meta.tokens = true;
+        w.write_metadata()?;
+        Ok(w)
+    }
+
+    /// Appends rows with the token each came from (a store made by
+    /// [`StoreWriter::create_with_tokens`]); `tokens` has one entry per row.
+    pub fn push_rows_with_tokens(&mut self, rows: &[f32], tokens: &[TokenRef]) -> Result<()> {
+        if !self.meta.tokens {
+            return Err(DataError::invalid("tokens", "this store was created without tokens; use push_rows"));
+        }
+        if tokens.len() * self.meta.d_in != rows.len() {
+            return Err(DataError::invalid("tokens", format!("{} tokens for {} values of width {}", tokens.len(), rows.len(), self.meta.d_in)));
+        }
+        self.push(rows, tokens)
+    }
+
     /// Appends rows (row-major, a multiple of `d_in` values), committing full shards.
     pub fn push_rows(&mut self, rows: &[f32]) -> Result<()> {
+        if self.meta.tokens {
+            return Err(DataError::invalid("tokens", "this store keeps the token of every row; use push_rows_with_tokens"));
+        }
+        self.push(rows, &[])
+    }
+
+    fn push(&mut self, rows: &[f32], tokens: &[TokenRef]) -> Result<()> {
         if rows.len() % self.meta.d_in != 0 {
             return Err(DataError::invalid("rows", format!("{} values is not a whole number of rows of width {}", rows.len(), self.meta.d_in)));
         }
         let shard_len = self.meta.shard_rows * self.meta.d_in;
+        let d = self.meta.d_in;
         let mut rest = rows;
+        let mut rest_tokens = tokens;
         while !rest.is_empty() {
             let take = (shard_len - self.pending.len()).min(rest.len());
             self.pending.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
+            if self.meta.tokens {
+                self.pending_tokens.extend_from_slice(&rest_tokens[..take / d]);
+                rest_tokens = &rest_tokens[take / d..];
+            }
             if self.pending.len() == shard_len {
                 self.commit_shard()?;
             }
@@ -113,16 +149,28 @@ impl StoreWriter {
         let file = format!("shard-{:06}.safetensors", self.meta.shards.len());
         let path = self.dir.join(&file);
         let bytes: Vec<u8> = self.pending.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = TensorView::new(Dtype::F32, vec![rows, self.meta.d_in], &bytes)
-            .map_err(|e| DataError::Shard { path: path.clone(), reason: e.to_string() })?;
-        let serialized = safetensors::serialize([(ACTIVATIONS_TENSOR, view)], None)
-            .map_err(|e| DataError::Shard { path: path.clone(), reason: e.to_string() })?;
+        let bad = |e: safetensors::SafeTensorError| DataError::Shard { path: path.clone(), reason: e.to_string() };
+        let view = TensorView::new(Dtype::F32, vec![rows, self.meta.d_in], &bytes).map_err(bad)?;
+        let columns: [Vec<u8>; 3] = if self.meta.tokens {
+            let col = |f: fn(&TokenRef) -> u32| self.pending_tokens.iter().flat_map(|t| f(t).to_le_bytes()).collect::<Vec<u8>>();
+            [col(|t| t.id), col(|t| t.pos), col(|t| t.seq)]
+        } else {
+            Default::default()
+        };
+        let mut views = vec![(ACTIVATIONS_TENSOR, view)];
+        if self.meta.tokens {
+            for (name, col) in TOKEN_TENSORS.iter().zip(&columns) {
+                views.push((name, TensorView::new(Dtype::U32, vec![rows], col).map_err(bad)?));
+            }
+        }
+        let serialized = safetensors::serialize(views, None).map_err(bad)?;
         // Shard first, then the metadata that points at it: a crash in between leaves an
         // orphan file that the next commit overwrites.
         write_atomic(&path, &serialized)?;
         self.meta.shards.push(ShardInfo { file, rows });
         self.meta.count += rows as u64;
         self.pending.clear();
+        self.pending_tokens.clear();
         self.write_metadata()
     }
 

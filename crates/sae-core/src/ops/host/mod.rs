@@ -1,18 +1,17 @@
 //! Fast CPU paths for the Flex and NdArray backends, whose tensors live in host memory: the work
 //! runs on plain slices with every core and the results go back as tensors. Each function here
 //! has a portable counterpart in burn tensor ops ([`super`]) that it must match; the tests in
-//! `sae-arch/tests/host_kernels.rs` compare the two (forward and gradients) on odd shapes.
+//! `sae-core/tests/host_kernels.rs` and the backend suite of `sae-arch` compare the two (forward and gradients) on odd shapes.
 //!
 //! Only the code that needs raw memory lives here; deciding when to use it is
 //! [`super::topk_encode`]'s job.
 
 mod encode;
-mod extension;
+mod backend;
 pub mod gemm;
 mod select;
 pub mod sparse;
 
-pub use extension::{SparseKernels, gather_dot, sparse_decode};
 pub use encode::{HostAuxSelect, HostEncoder, HostSelections, fused_topk_encode};
 pub use select::{Eligible, topk_row, topk_rows};
 

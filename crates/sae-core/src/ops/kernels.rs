@@ -1,10 +1,14 @@
-//! The sparse products of [`super::sparse`] as a burn backend extension, so that they run inside
-//! ordinary tensor code and under autodiff with a hand-written backward pass.
+//! The sparse products as a burn backend extension, so that they run inside ordinary tensor
+//! code, on the backend that holds the tensors, and under autodiff with a hand-written backward.
 //!
 //! burn 0.22's `#[backend_extension]` generates the routing from a `Tensor` to the backend that
-//! holds it. The Flex and NdArray implementations read the operands to host slices, run the
-//! threaded kernels and wrap the result; the `Autodiff<B, C>` implementation records the
-//! operation with its backward, which is made of the same three kernels:
+//! holds it. Each backend implements the three operations once:
+//! - Flex and NdArray ([`super::host`]): the operands are read to host slices and the threaded
+//!   kernels of [`super::host::sparse`] run on them;
+//! - the CubeCL backend (WGPU, CUDA; [`super::cube`]): one CubeCL kernel source per operation,
+//!   compiled for whichever runtime the tensors' device names;
+//! - `Autodiff<B, C>` (here): records the operation with its backward, which is made of the same
+//!   three operations of the inner backend:
 //!
 //! | forward | d/d coefficients or input | d/d rows |
 //! |---|---|---|
@@ -12,7 +16,8 @@
 //! | `gather_dot(x, idx, rows)` | `sparse_decode(grad, idx, rows)` | `scatter_outer(grad, idx, x)` |
 //!
 //! Nothing in the backward is `n × d_sae`: this is what replaces the two dense GEMMs through a
-//! dense code gradient that autodiff of the portable ops would run.
+//! dense code gradient that autodiff of the portable ops would run. An index outside
+//! `0..rows` (e.g. `-1`) contributes nothing, on every backend.
 
 // NdArray is deprecated in burn 0.22 but still a supported backend of this workspace; the
 // macro's generated routing names it, so the allowance covers the whole module.
@@ -24,12 +29,16 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, TensorMetadata, backend_extension};
-use burn::tensor::{Int, Tensor, TensorData, read_sync};
+use burn::tensor::{Device, Int, Tensor};
 
-use super::{sparse, threads};
-
-/// The sparse products as backend operations (see the module docs for the formulas).
-#[backend_extension(Flex: cfg(feature = "flex"), NdArray: cfg(feature = "ndarray"), Autodiff)]
+/// The sparse products as backend operations (see the module docs for the formulas and which
+/// backends implement them).
+#[backend_extension(
+    Flex: cfg(feature = "flex"),
+    NdArray: cfg(feature = "ndarray"),
+    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+    Autodiff
+)]
 pub trait SparseKernels: Backend {
     /// `out [n, d] = Σ_j coeffs[r, j] · rows[indices[r, j]]`, with `rows` `[m, d]`.
     fn sparse_decode(coeffs: FloatTensor<Self>, indices: IntTensor<Self>, rows: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -39,67 +48,14 @@ pub trait SparseKernels: Backend {
     fn scatter_outer(coeffs: FloatTensor<Self>, indices: IntTensor<Self>, x: FloatTensor<Self>, m: usize) -> FloatTensor<Self>;
 }
 
-/// Host values of a float primitive (`len` zeros if the backend cannot be read, which a CPU
-/// backend never fails to do).
-fn floats<B: Backend>(t: FloatTensor<B>, len: usize) -> Vec<f32> {
-    read_sync(B::float_into_data(t)).ok().and_then(|d| d.try_into_vec_as::<f32>().ok()).filter(|v| v.len() == len).unwrap_or_else(|| vec![0.0; len])
-}
 
-/// Host values of an int primitive (`-1`, which selects nothing, if unreadable).
-fn ints<B: Backend>(t: IntTensor<B>, len: usize) -> Vec<i64> {
-    read_sync(B::int_into_data(t)).ok().and_then(|d| d.try_into_vec_as::<i64>().ok()).filter(|v| v.len() == len).unwrap_or_else(|| vec![-1; len])
-}
 
-fn dims2<T: TensorMetadata>(t: &T) -> [usize; 2] {
+/// `[rows, cols]` of a 2-d primitive (`cols` = 1 for a 1-d one).
+pub(crate) fn dims2<T: TensorMetadata>(t: &T) -> [usize; 2] {
     let s = t.shape();
     let d = s.as_slice();
     [d.first().copied().unwrap_or(0), d.get(1).copied().unwrap_or(1)]
 }
-
-/// The kernels' result, or zeros of `len`: the operands were read with exactly the lengths their
-/// shapes give ([`floats`], [`ints`]), so the kernels' length checks cannot fail here.
-fn or_zeros(r: crate::Result<Vec<f32>>, len: usize) -> Vec<f32> {
-    r.unwrap_or_else(|_| vec![0.0; len])
-}
-
-fn host_sparse_decode<B: Backend>(coeffs: FloatTensor<B>, indices: IntTensor<B>, rows: FloatTensor<B>) -> FloatTensor<B> {
-    let ([n, k], [m, d], device) = (dims2(&coeffs), dims2(&rows), rows.device());
-    let out = or_zeros(sparse::sparse_decode(&floats::<B>(coeffs, n * k), &ints::<B>(indices, n * k), &floats::<B>(rows, m * d), n, k, d, threads()), n * d);
-    B::float_from_data(TensorData::new(out, [n, d]), &device)
-}
-
-fn host_gather_dot<B: Backend>(x: FloatTensor<B>, indices: IntTensor<B>, rows: FloatTensor<B>) -> FloatTensor<B> {
-    let ([n, k], [m, d], device) = (dims2(&indices), dims2(&rows), rows.device());
-    let out = or_zeros(sparse::gather_dot(&floats::<B>(x, n * d), &ints::<B>(indices, n * k), &floats::<B>(rows, m * d), n, k, d, threads()), n * k);
-    B::float_from_data(TensorData::new(out, [n, k]), &device)
-}
-
-fn host_scatter_outer<B: Backend>(coeffs: FloatTensor<B>, indices: IntTensor<B>, x: FloatTensor<B>, m: usize) -> FloatTensor<B> {
-    let ([n, k], [_, d], device) = (dims2(&coeffs), dims2(&x), x.device());
-    let out = or_zeros(sparse::scatter_outer(&floats::<B>(coeffs, n * k), &ints::<B>(indices, n * k), &floats::<B>(x, n * d), n, k, d, m, threads()), m * d);
-    B::float_from_data(TensorData::new(out, [m, d]), &device)
-}
-
-macro_rules! host_impl {
-    ($backend:ty) => {
-        impl SparseKernels for $backend {
-            fn sparse_decode(coeffs: FloatTensor<Self>, indices: IntTensor<Self>, rows: FloatTensor<Self>) -> FloatTensor<Self> {
-                host_sparse_decode::<Self>(coeffs, indices, rows)
-            }
-            fn gather_dot(x: FloatTensor<Self>, indices: IntTensor<Self>, rows: FloatTensor<Self>) -> FloatTensor<Self> {
-                host_gather_dot::<Self>(x, indices, rows)
-            }
-            fn scatter_outer(coeffs: FloatTensor<Self>, indices: IntTensor<Self>, x: FloatTensor<Self>, m: usize) -> FloatTensor<Self> {
-                host_scatter_outer::<Self>(coeffs, indices, x, m)
-            }
-        }
-    };
-}
-
-#[cfg(feature = "flex")]
-host_impl!(burn::backend::Flex);
-#[cfg(feature = "ndarray")]
-host_impl!(burn::backend::NdArray);
 
 /// Backward of `sparse_decode(coeffs, indices, rows)`; parents `[coeffs, rows]`.
 #[derive(Debug)]
@@ -162,13 +118,37 @@ impl<B: Backend + SparseKernels, C: CheckpointStrategy> SparseKernels for Autodi
 }
 
 /// [`SparseKernels::sparse_decode`] on tensors: `[n, k]`, `[n, k]`, `[m, d]` → `[n, d]`.
-/// Only for tensors on Flex or NdArray (see [`super::is_host`]).
+/// Only for tensors on a backend that implements the kernels (see [`available`]).
 pub fn sparse_decode(coeffs: Tensor<2>, indices: Tensor<2, Int>, rows: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as SparseKernels>::sparse_decode(coeffs.into_dispatch(), indices.into_dispatch(), rows.into_dispatch()))
 }
 
 /// [`SparseKernels::gather_dot`] on tensors: `[n, d]`, `[n, k]`, `[m, d]` → `[n, k]`. Only for
-/// tensors on Flex or NdArray.
+/// tensors on a backend that implements the kernels (see [`available`]).
 pub fn gather_dot(x: Tensor<2>, indices: Tensor<2, Int>, rows: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as SparseKernels>::gather_dot(x.into_dispatch(), indices.into_dispatch(), rows.into_dispatch()))
+}
+
+/// [`SparseKernels::scatter_outer`] on tensors: `[n, k]`, `[n, k]`, `[n, d]` → `[m, d]`. Only
+/// for tensors on a backend that implements the kernels (see [`available`]).
+pub fn scatter_outer(coeffs: Tensor<2>, indices: Tensor<2, Int>, x: Tensor<2>, m: usize) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as SparseKernels>::scatter_outer(coeffs.into_dispatch(), indices.into_dispatch(), x.into_dispatch(), m))
+}
+
+/// Whether tensors on `device` (with or without autodiff) use these kernels: Flex, NdArray or a
+/// CubeCL runtime (WGPU, CUDA), where compiled in, unless [`super::portable_only`].
+pub fn available(device: &Device) -> bool {
+    if super::portable_only() {
+        return false;
+    }
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if super::host::is_host(device) {
+        return true;
+    }
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if super::cube::is_cube(device) {
+        return true;
+    }
+    let _ = device;
+    false
 }

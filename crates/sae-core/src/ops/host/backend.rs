@@ -1,0 +1,70 @@
+//! The [`SparseKernels`] of the CPU backends (Flex, NdArray): the operands are read to host
+//! slices, the threaded kernels of [`super::sparse`] run on them, and the result is wrapped as a
+//! tensor of the same backend.
+
+// NdArray is deprecated in burn 0.22 but still a supported backend of this workspace.
+#![allow(deprecated)]
+
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Backend, TensorMetadata};
+use burn::tensor::{TensorData, read_sync};
+
+use super::super::kernels::{SparseKernels, dims2};
+use super::{sparse, threads};
+
+/// Host values of a float primitive (`len` zeros if the backend cannot be read, which a CPU
+/// backend never fails to do).
+fn floats<B: Backend>(t: FloatTensor<B>, len: usize) -> Vec<f32> {
+    read_sync(B::float_into_data(t)).ok().and_then(|d| d.try_into_vec_as::<f32>().ok()).filter(|v| v.len() == len).unwrap_or_else(|| vec![0.0; len])
+}
+
+/// Host values of an int primitive (`-1`, which selects nothing, if unreadable).
+fn ints<B: Backend>(t: IntTensor<B>, len: usize) -> Vec<i64> {
+    read_sync(B::int_into_data(t)).ok().and_then(|d| d.try_into_vec_as::<i64>().ok()).filter(|v| v.len() == len).unwrap_or_else(|| vec![-1; len])
+}
+
+
+/// The kernels' result, or zeros of `len`: the operands were read with exactly the lengths their
+/// shapes give ([`floats`], [`ints`]), so the kernels' length checks cannot fail here.
+fn or_zeros(r: crate::Result<Vec<f32>>, len: usize) -> Vec<f32> {
+    r.unwrap_or_else(|_| vec![0.0; len])
+}
+
+fn host_sparse_decode<B: Backend>(coeffs: FloatTensor<B>, indices: IntTensor<B>, rows: FloatTensor<B>) -> FloatTensor<B> {
+    let ([n, k], [m, d], device) = (dims2(&coeffs), dims2(&rows), rows.device());
+    let out = or_zeros(sparse::sparse_decode(&floats::<B>(coeffs, n * k), &ints::<B>(indices, n * k), &floats::<B>(rows, m * d), n, k, d, threads()), n * d);
+    B::float_from_data(TensorData::new(out, [n, d]), &device)
+}
+
+fn host_gather_dot<B: Backend>(x: FloatTensor<B>, indices: IntTensor<B>, rows: FloatTensor<B>) -> FloatTensor<B> {
+    let ([n, k], [m, d], device) = (dims2(&indices), dims2(&rows), rows.device());
+    let out = or_zeros(sparse::gather_dot(&floats::<B>(x, n * d), &ints::<B>(indices, n * k), &floats::<B>(rows, m * d), n, k, d, threads()), n * k);
+    B::float_from_data(TensorData::new(out, [n, k]), &device)
+}
+
+fn host_scatter_outer<B: Backend>(coeffs: FloatTensor<B>, indices: IntTensor<B>, x: FloatTensor<B>, m: usize) -> FloatTensor<B> {
+    let ([n, k], [_, d], device) = (dims2(&coeffs), dims2(&x), x.device());
+    let out = or_zeros(sparse::scatter_outer(&floats::<B>(coeffs, n * k), &ints::<B>(indices, n * k), &floats::<B>(x, n * d), n, k, d, m, threads()), m * d);
+    B::float_from_data(TensorData::new(out, [m, d]), &device)
+}
+
+macro_rules! host_impl {
+    ($backend:ty) => {
+        impl SparseKernels for $backend {
+            fn sparse_decode(coeffs: FloatTensor<Self>, indices: IntTensor<Self>, rows: FloatTensor<Self>) -> FloatTensor<Self> {
+                host_sparse_decode::<Self>(coeffs, indices, rows)
+            }
+            fn gather_dot(x: FloatTensor<Self>, indices: IntTensor<Self>, rows: FloatTensor<Self>) -> FloatTensor<Self> {
+                host_gather_dot::<Self>(x, indices, rows)
+            }
+            fn scatter_outer(coeffs: FloatTensor<Self>, indices: IntTensor<Self>, x: FloatTensor<Self>, m: usize) -> FloatTensor<Self> {
+                host_scatter_outer::<Self>(coeffs, indices, x, m)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "flex")]
+host_impl!(burn::backend::Flex);
+#[cfg(feature = "ndarray")]
+host_impl!(burn::backend::NdArray);

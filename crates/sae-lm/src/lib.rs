@@ -1,0 +1,39 @@
+//! # sae-lm
+//!
+//! Real language models on burn, for training SAEs on their activations and for intervening
+//! with them: all-MiniLM-L6-v2 (a BERT sentence encoder, [`minilm`]), with SmolLM2 (a LLaMA
+//! decoder) to follow. Each model implements [`LanguageModel`]: its own tokenizer, hook points
+//! named as in TransformerLens (`blocks.{i}.hook_resid_post`, `blocks.{i}.attn.hook_pattern`,
+//! ...) and a forward pass that calls [`sae_core::hooks::Hooks`] at each of them, to read
+//! activations or replace them. Weights come from the pinned assets of
+//! [`sae_data::assets`], never from a model hub.
+//!
+//! ```no_run
+//! use burn::tensor::Device;
+//! use sae_core::hooks::{Capture, HookTensor};
+//! use sae_data::assets::AssetCache;
+//! use sae_lm::{LanguageModel, minilm::MiniLm};
+//!
+//! let model = MiniLm::from_cache(&AssetCache::from_env(), &Device::flex())?;
+//! let ids = model.tokenize("A man is playing a guitar.")?;
+//! let mut capture = Capture::new(["blocks.3.hook_resid_post"]);
+//! model.forward(&[ids], &mut capture)?;
+//! let acts: Option<&HookTensor> = capture.get("blocks.3.hook_resid_post");
+//! assert_eq!(acts.map(|a| a.dims()[2]), Some(384));
+//! # Ok::<(), sae_lm::LmError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod harvest;
+pub mod layers;
+pub mod minilm;
+pub mod model;
+pub mod models;
+pub mod tokenizer;
+pub mod weights;
+
+pub use error::{LmError, Result};
+pub use model::LanguageModel;
+pub use models::{MODEL_NAMES, load_model};

@@ -1,0 +1,112 @@
+//! all-MiniLM-L6-v2 against references: the token ids, hidden states of every block and block
+//! 0's attention pattern of an independent implementation (Hugging Face transformers, committed
+//! in `fixtures/lm/` by `fixtures/generate_lm.py`), within 1e-3; and the sentence-embedding
+//! cosines of `../shared/DATA.md` (0.667 for the related pair, about −0.1 for unrelated ones).
+//! The model comes from the pinned asset, fetched into the cache if it is not there yet.
+//! Bad input: an unknown hook (lists the valid ones), a truncated weights file, a missing asset.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use sae_core::format::npy::read_npy;
+use sae_core::hooks::{Capture, HookTensor, NoHooks};
+use sae_data::assets::{AssetCache, catalog};
+use sae_lm::minilm::MiniLm;
+use sae_lm::{LanguageModel, LmError};
+
+fn model_dir() -> PathBuf {
+    AssetCache::from_env().fetch(&catalog::MINILM, |l| eprintln!("{l}")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/lm")
+}
+
+fn host(t: &HookTensor) -> Vec<f32> {
+    t.flat_rows().into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+#[test]
+fn minilm_matches_transformers_and_the_published_cosines() {
+    let device = Device::flex();
+    let model = MiniLm::from_cache(&AssetCache::new(model_dir().parent().unwrap()), &device).unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(fixtures().join("minilm.json")).unwrap()).unwrap();
+    let layers = model.n_layers();
+    for (j, sentence) in meta["sentences"].as_array().unwrap().iter().enumerate() {
+        let ids = model.tokenize(sentence.as_str().unwrap()).unwrap();
+        let expected: Vec<u32> = meta["ids"][j].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(ids, expected, "token ids of sentence {j}");
+        let mut names = vec!["blocks.0.hook_resid_pre".to_string(), "blocks.0.attn.hook_pattern".to_string()];
+        names.extend((0..layers).map(|i| format!("blocks.{i}.ln2.hook_normalized")));
+        let mut capture = Capture::new(names.clone());
+        model.forward(std::slice::from_ref(&ids), &mut capture).unwrap();
+        let reference = read_npy(&fixtures().join(format!("minilm_{j}_hidden.npy"))).unwrap().values;
+        let per = ids.len() * model.d_model();
+        let ours: Vec<f32> = std::iter::once(&names[0]).chain(&names[2..]).flat_map(|n| host(capture.get(n).unwrap())).collect();
+        for l in 0..=layers {
+            let err = max_abs(&ours[l * per..(l + 1) * per], &reference[l * per..(l + 1) * per]);
+            assert!(err < 1e-3, "sentence {j}, hidden state {l}: max abs difference {err}");
+        }
+        let pattern = read_npy(&fixtures().join(format!("minilm_{j}_pattern0.npy"))).unwrap().values;
+        let err = max_abs(&host(capture.get("blocks.0.attn.hook_pattern").unwrap()), &pattern);
+        assert!(err < 1e-3, "sentence {j}: attention pattern of block 0: {err}");
+    }
+    let e: Vec<Vec<f32>> = meta["sentences"].as_array().unwrap().iter().map(|s| model.embed_sentence(s.as_str().unwrap()).unwrap()).collect();
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    assert!((cos(&e[0], &e[1]) - 0.667).abs() < 1e-3, "related pair: {}", cos(&e[0], &e[1]));
+    for (a, b) in [(0, 2), (1, 2)] {
+        let c = cos(&e[a], &e[b]);
+        assert!(c.abs() < 0.15, "unrelated pair {a}/{b}: {c}");
+        assert!((c as f64 - meta["cosine"][a][b].as_f64().unwrap()).abs() < 1e-3, "pair {a}/{b}: {c}");
+    }
+    // Every hook point is called, in forward order, with the documented shapes.
+    struct Seen(Vec<(String, Vec<usize>)>);
+    impl sae_core::hooks::Hooks for Seen {
+        fn wants(&self, _: &str) -> bool {
+            true
+        }
+        fn at(&mut self, name: &str, x: HookTensor) -> sae_core::Result<HookTensor> {
+            self.0.push((name.to_string(), x.dims()));
+            Ok(x)
+        }
+    }
+    let mut seen = Seen(Vec::new());
+    let out = model.forward(&[vec![101, 2158, 102]], &mut seen).unwrap();
+    assert_eq!(seen.0.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), model.hook_names());
+    let shape = |n: &str| seen.0.iter().find(|(m, _)| m == n).map(|(_, s)| s.clone()).unwrap();
+    assert_eq!(shape("blocks.2.attn.hook_q"), vec![1, 3, 12, 32]);
+    assert_eq!(shape("blocks.2.attn.hook_pattern"), vec![1, 12, 3, 3]);
+    assert_eq!(shape("blocks.2.ln1.hook_scale"), vec![1, 3, 1]);
+    assert_eq!(shape("blocks.2.mlp.hook_post"), vec![1, 3, 1536]);
+    assert_eq!(out.dims(), [1, 3, 384]);
+
+    // Bad input: unknown hook names list the valid ones; out-of-vocabulary ids; empty batch.
+    let err = model.check_hook("blocks.2.hook_resid_postt").unwrap_err();
+    assert!(matches!(err, LmError::UnknownHook { .. }) && err.to_string().contains("blocks.{i}.hook_resid_post"), "{err}");
+    assert!(model.check_hook("blocks.5.attn.hook_z").is_ok());
+    assert!(matches!(model.forward(&[vec![101, 999_999]], &mut NoHooks), Err(LmError::Input(_))));
+    assert!(matches!(model.forward(&[], &mut NoHooks), Err(LmError::Input(_))));
+}
+
+#[test]
+fn a_truncated_weights_file_or_a_missing_asset_is_a_typed_error() {
+    let src = model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), &bytes[..bytes.len() / 3]).unwrap();
+    let err = MiniLm::load(dir.path(), &Device::flex()).unwrap_err();
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    let err = MiniLm::load(dir.path(), &Device::flex()).unwrap_err();
+    assert!(matches!(err, LmError::MissingFile { .. }) && err.to_string().contains("sae assets fetch minilm"), "{err}");
+    let err = MiniLm::from_cache(&AssetCache::new(dir.path().join("empty-cache")), &Device::flex()).unwrap_err();
+    assert!(err.to_string().contains("sae assets fetch minilm"), "{err}");
+}
