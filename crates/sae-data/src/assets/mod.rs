@@ -91,12 +91,15 @@ impl AssetCache {
         self.fetch(&asset, say)
     }
 
-    /// Fetches `asset` unless it is already in the cache; returns its directory.
+    /// Fetches `asset` unless it is already in the cache; returns its directory. Fetches in one
+    /// process run one at a time (threads asking for the same asset wait and then find it).
     pub fn fetch(&self, asset: &Asset, mut say: impl FnMut(&str)) -> AssetResult<PathBuf> {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.is_ready(asset) {
             return Ok(self.dir(asset));
         }
-        let downloads = self.root.join(format!(".download-{}-{}", asset.name, std::process::id()));
+        let downloads = self.root.join(format!(".download-{}-{}", asset.name, unique_suffix()));
         std::fs::create_dir_all(&downloads).map_err(io("create", &downloads))?;
         let result = self.download(asset, &downloads, &mut say).and_then(|file| self.install(asset, &file, &mut say));
         std::fs::remove_dir_all(&downloads).ok();
@@ -142,7 +145,7 @@ impl AssetCache {
             return Err(AssetError::HashMismatch { name: asset.name.into(), path: file.into(), expected: asset.sha256.into(), actual });
         }
         say(&format!("{}: SHA-256 ok, unpacking", asset.name));
-        let staging = self.root.join(format!(".unpack-{}-{}", asset.name, std::process::id()));
+        let staging = self.root.join(format!(".unpack-{}-{}", asset.name, unique_suffix()));
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(io("remove", &staging))?;
         }
@@ -164,6 +167,11 @@ impl AssetCache {
             }
         };
         let dir = self.dir(asset);
+        if self.is_ready(asset) {
+            // Another process installed it meanwhile: keep theirs.
+            std::fs::remove_dir_all(&staging).ok();
+            return Ok(dir);
+        }
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io("remove incomplete", &dir))?;
         }
@@ -171,4 +179,10 @@ impl AssetCache {
         say(&format!("{}: {n} files in {}", asset.name, dir.display()));
         Ok(dir)
     }
+}
+
+/// `<pid>-<n>`: a name no other fetch, in this process or another, is using.
+fn unique_suffix() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }

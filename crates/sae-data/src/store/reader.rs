@@ -80,21 +80,30 @@ impl ActivationStore {
 
     /// Appends rows `start .. start + n` (row-major) to `out`. Rows may span shards.
     pub fn read_rows(&self, start: u64, n: usize, out: &mut Vec<f32>) -> Result<()> {
+        let d = self.meta.d_in;
+        out.reserve(n * d);
+        self.for_each_piece(start, n, |shard, local, take| {
+            let begin = shard.data_start + local * d * 4;
+            let bytes = &shard.map[begin..begin + take * d * 4];
+            out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            Ok(())
+        })
+    }
+
+    /// Calls `f(shard, first local row, rows)` for the consecutive pieces of rows
+    /// `start .. start + n`, one per shard they fall in; rows beyond the store are an error.
+    fn for_each_piece(&self, start: u64, n: usize, mut f: impl FnMut(&MappedShard, usize, usize) -> Result<()>) -> Result<()> {
         let end = start + n as u64;
         if end > self.meta.count {
             return Err(DataError::invalid("rows", format!("rows {start}..{end} are beyond the store's {} rows ({})", self.meta.count, self.dir.display())));
         }
-        let d = self.meta.d_in;
-        out.reserve(n * d);
         let mut row = start;
         while row < end {
             let idx = self.shards.partition_point(|s| s.first_row + s.rows as u64 <= row);
             let shard = &self.shards[idx];
             let local = (row - shard.first_row) as usize;
             let take = ((end - row) as usize).min(shard.rows - local);
-            let begin = shard.data_start + local * d * 4;
-            let bytes = &shard.map[begin..begin + take * d * 4];
-            out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            f(shard, local, take)?;
             row += take as u64;
         }
         Ok(())
@@ -105,17 +114,8 @@ impl ActivationStore {
         if !self.meta.tokens {
             return Ok(None);
         }
-        let end = start + n as u64;
-        if end > self.meta.count {
-            return Err(DataError::invalid("rows", format!("rows {start}..{end} are beyond the store's {} rows ({})", self.meta.count, self.dir.display())));
-        }
         let mut out = Vec::with_capacity(n);
-        let mut row = start;
-        while row < end {
-            let idx = self.shards.partition_point(|s| s.first_row + s.rows as u64 <= row);
-            let shard = &self.shards[idx];
-            let local = (row - shard.first_row) as usize;
-            let take = ((end - row) as usize).min(shard.rows - local);
+        self.for_each_piece(start, n, |shard, local, take| {
             let Some(starts) = shard.token_starts else {
                 return Err(DataError::Shard { path: shard.path.clone(), reason: "no token tensors".into() });
             };
@@ -124,8 +124,8 @@ impl ActivationStore {
                 u32::from_le_bytes([shard.map[b], shard.map[b + 1], shard.map[b + 2], shard.map[b + 3]])
             };
             out.extend((0..take).map(|r| TokenRef { id: at(0, r), pos: at(1, r), seq: at(2, r) }));
-            row += take as u64;
-        }
+            Ok(())
+        })?;
         Ok(Some(out))
     }
 

@@ -1,0 +1,183 @@
+//! The hot-path kernels of `sae_core::ops` against references, on one backend: sparse decode vs
+//! the dense GEMM path, the three sparse products of `ops::kernels` vs an f64 loop and the
+//! portable ops' gradients, and the fused TopK encoder vs the dense path. Instantiated per
+//! backend by `backend_suite!`.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use sae_core::rng::SplitMix64;
+use sae_core::{SparseCodes, ops};
+
+use super::{host, max_rel, random};
+
+/// The sparse decode equals the dense path, forward and gradients.
+pub fn sparse_decode_equals_dense_path(device: &Device) {
+    let ad = device.clone().autodiff();
+    let w = random(30, 7, 11, &ad).require_grad();
+    let pre = random(6, 30, 12, &ad).require_grad();
+    let (values, indices) = ops::topk_relu(pre.clone(), 5);
+    let codes = SparseCodes::topk(values, indices, 30);
+    let sparse = codes.times_decoder(w.clone());
+    let dense = codes.to_dense().matmul(w.clone());
+    assert!(max_rel(&host(sparse.clone().detach()), &host(dense.clone().detach())) < 1e-5);
+    let gs = (sparse.powi_scalar(2)).sum().backward();
+    let (gw_s, gp_s) = (host(w.grad(&gs).unwrap()), host(pre.grad(&gs).unwrap()));
+    let w2 = random(30, 7, 11, &ad).require_grad();
+    let pre2 = random(6, 30, 12, &ad).require_grad();
+    let (values, indices) = ops::topk_relu(pre2.clone(), 5);
+    let dense = SparseCodes::topk(values, indices, 30).to_dense().matmul(w2.clone());
+    let gd = dense.powi_scalar(2).sum().backward();
+    assert!(max_rel(&gw_s, &host(w2.grad(&gd).unwrap())) < 1e-5);
+    assert!(max_rel(&gp_s, &host(pre2.grad(&gd).unwrap())) < 1e-5);
+}
+
+/// Indices `[n, k]` for the kernel tests: each row names distinct latents, latents repeat across
+/// rows (up to every row naming latent 0), and with `invalid` one slot per row is out of range
+/// (`-1`, or `m + 2`).
+fn kernel_indices(n: usize, k: usize, m: usize, invalid: bool) -> Vec<i64> {
+    let mut rng = SplitMix64::new(77);
+    let mut out = Vec::with_capacity(n * k);
+    for r in 0..n {
+        let mut row: Vec<i64> = vec![0];
+        while row.len() < k {
+            let c = (rng.next_u64() % m as u64) as i64;
+            if !row.contains(&c) {
+                row.push(c);
+            }
+        }
+        if invalid {
+            row[k - 1] = if r % 2 == 0 { -1 } else { (m + 2) as i64 };
+        }
+        out.extend(row);
+    }
+    out
+}
+
+/// The sparse-product kernels of this backend (`ops::kernels`: host threads on Flex/NdArray,
+/// CubeCL on WGPU) against a hand-written f64 triple loop, on odd sizes, with latents shared by
+/// many rows and out-of-range indices (which contribute nothing); `scatter_outer` gives the same
+/// bits twice; under autodiff, the gradients equal those of the portable burn ops.
+pub fn sparse_kernels_equal_reference(device: &Device) {
+    assert!(ops::kernels::available(device), "no sparse kernels on {device:?}");
+    let (n, k, m, d) = (9, 5, 23, 13);
+    let coeffs = random(n, k, 41, device);
+    let x = random(n, d, 42, device);
+    let rows = random(m, d, 43, device);
+    let idx_host = kernel_indices(n, k, m, true);
+    let idx = Tensor::<2, burn::tensor::Int>::from_data(TensorData::new(idx_host.clone(), [n, k]), device);
+    let (c, xv, rv) = (host(coeffs.clone()), host(x.clone()), host(rows.clone()));
+    let valid = |i: i64| i >= 0 && (i as usize) < m;
+    let mut decode = vec![0f64; n * d];
+    let mut dots = vec![0f64; n * k];
+    let mut scatter = vec![0f64; m * d];
+    for r in 0..n {
+        for j in 0..k {
+            let i = idx_host[r * k + j];
+            if !valid(i) {
+                continue;
+            }
+            let i = i as usize;
+            for col in 0..d {
+                decode[r * d + col] += c[r * k + j] as f64 * rv[i * d + col] as f64;
+                dots[r * k + j] += xv[r * d + col] as f64 * rv[i * d + col] as f64;
+                scatter[i * d + col] += c[r * k + j] as f64 * xv[r * d + col] as f64;
+            }
+        }
+    }
+    let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+    let got_decode = host(ops::kernels::sparse_decode(coeffs.clone(), idx.clone(), rows.clone()));
+    assert!(max_rel(&got_decode, &f(decode)) < 1e-5, "sparse_decode");
+    let got_dots = host(ops::kernels::gather_dot(x.clone(), idx.clone(), rows.clone()));
+    assert!(max_rel(&got_dots, &f(dots)) < 1e-5, "gather_dot");
+    let got_scatter = host(ops::kernels::scatter_outer(coeffs.clone(), idx.clone(), x.clone(), m));
+    assert!(max_rel(&got_scatter, &f(scatter)) < 1e-5, "scatter_outer");
+    let again = host(ops::kernels::scatter_outer(coeffs, idx, x, m));
+    assert_eq!(got_scatter, again, "scatter_outer is not deterministic");
+
+    // Gradients through both kernels against autodiff of the portable ops (valid indices only:
+    // the portable `select` rejects out-of-range ones).
+    let idx_host = kernel_indices(n, k, m, false);
+    let grads = |kernels: bool| {
+        let ad = device.clone().autodiff();
+        let idx = Tensor::<2, burn::tensor::Int>::from_data(TensorData::new(idx_host.clone(), [n, k]), &ad);
+        let coeffs = random(n, k, 41, &ad).require_grad();
+        let x = random(n, d, 42, &ad).require_grad();
+        let rows = random(m, d, 43, &ad).require_grad();
+        let (decoded, dots) = if kernels {
+            (ops::kernels::sparse_decode(coeffs.clone(), idx.clone(), rows.clone()), ops::kernels::gather_dot(x.clone(), idx.clone(), rows.clone()))
+        } else {
+            let gathered = rows.clone().select(0, idx.clone().reshape([n * k])).reshape([n, k, d]);
+            (ops::sparse_decode_portable(coeffs.clone(), idx.clone(), rows.clone()), (gathered * x.clone().reshape([n, 1, d])).sum_dim(2).reshape([n, k]))
+        };
+        let loss = decoded.powi_scalar(2).sum() + dots.sin().sum();
+        let g = loss.backward();
+        [host(coeffs.grad(&g).unwrap()), host(x.grad(&g).unwrap()), host(rows.grad(&g).unwrap())]
+    };
+    let (fast, portable) = (grads(true), grads(false));
+    for (name, (a, b)) in ["coeffs", "x", "rows"].iter().zip(fast.iter().zip(&portable)) {
+        assert!(b.iter().any(|v| *v != 0.0), "{name}: zero reference gradient");
+        let err = max_rel(a, b);
+        assert!(err < 1e-5, "gradient of {name}: max relative difference {err}");
+    }
+}
+
+/// Loss and gradients of `topk_encode` (with decoder-norm scale and an AuxK selection) against
+/// the dense path: `topk(relu(pre))` and a masked top-k over the dense pre-activations. Returns
+/// `(loss, [grad xc, grad W_enc, grad b_enc, grad W_dec])`.
+fn topk_encode_loss_and_grads(device: &Device, fused: bool) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let ad = device.clone().autodiff();
+    let (n, d_in, d_sae, k, k_aux) = (6, 7, 30, 5, 4);
+    let xc = random(n, d_in, 21, &ad).require_grad();
+    let w_enc = random(d_in, d_sae, 22, &ad).require_grad();
+    let b_enc = random(1, d_sae, 23, &ad).reshape([d_sae]).require_grad();
+    let w_dec = random(d_sae, d_in, 24, &ad).require_grad();
+    let dead_host: Vec<f32> = (0..d_sae).map(|j| (j % 3 == 1) as u8 as f32).collect();
+    let dead = Tensor::<1>::from_data(TensorData::new(dead_host, [d_sae]), &ad).greater_elem(0.5);
+    let enc = ops::LinearEncoder { w_enc: w_enc.clone(), b_enc: b_enc.clone(), scale: Some(ops::row_norms(w_dec.clone())) };
+    let ((values, indices), (aux_v, aux_i)) = if fused {
+        let sel = ops::topk_encode(xc.clone(), &enc, k, Some(ops::AuxSelect { dead: &dead, k: k_aux }));
+        ((sel.values, sel.indices), sel.aux.expect("aux selection"))
+    } else {
+        let pre = enc.pre(xc.clone());
+        let main = ops::topk_relu(pre.clone(), k);
+        (main, pre.mask_fill(dead.clone().bool_not().unsqueeze_dim(0), f32::NEG_INFINITY).topk_with_indices(k_aux, 1))
+    };
+    let recon = ops::sparse_decode(values, indices, w_dec.clone());
+    let aux = ops::sparse_decode(aux_v, aux_i, w_dec.clone());
+    let loss = (recon - xc.clone()).powi_scalar(2).sum() + aux.powi_scalar(2).sum().mul_scalar(0.5);
+    let g = loss.backward();
+    let grads = vec![host(xc.grad(&g).unwrap()), host(w_enc.grad(&g).unwrap()), host(b_enc.grad(&g).unwrap()), host(w_dec.grad(&g).unwrap())];
+    (host(loss.detach()), grads)
+}
+
+/// The fused TopK encoder (the host kernel on Flex/NdArray, burn ops and the CubeCL sparse kernels
+/// on WGPU) equals the dense
+/// path: loss, and gradients of the input, `W_enc`, `b_enc` and (through the scale) `W_dec`.
+pub fn topk_encode_equals_dense_path(device: &Device) {
+    let (loss_f, grads_f) = topk_encode_loss_and_grads(device, true);
+    let (loss_d, grads_d) = topk_encode_loss_and_grads(device, false);
+    assert!(max_rel(&loss_f, &loss_d) < 1e-5, "loss {loss_f:?} vs {loss_d:?}");
+    for (name, (f, d)) in ["xc", "W_enc", "b_enc", "W_dec"].iter().zip(grads_f.iter().zip(&grads_d)) {
+        assert!(d.iter().any(|v| *v != 0.0), "{name}: the dense gradient is zero, the test would prove nothing");
+        let err = max_rel(f, d);
+        assert!(err < 1e-5, "gradient of {name}: max relative difference {err}");
+    }
+    // Without autodiff the values come straight from the selection.
+    let x = random(5, 7, 31, device);
+    let enc = ops::LinearEncoder { w_enc: random(7, 30, 32, device), b_enc: random(1, 30, 33, device).reshape([30]), scale: None };
+    let sel = ops::topk_encode(x.clone(), &enc, 5, None);
+    let (v, i) = ops::topk_relu(enc.pre(x.clone()), 5);
+    assert!(max_rel(&host(sel.values), &host(v)) < 1e-5);
+    assert_eq!(sel.indices.into_data().try_into_vec_as::<i64>().unwrap(), i.into_data().try_into_vec_as::<i64>().unwrap());
+    // Asking AuxK for more latents than are flagged: the extra slots are zero, the rest flagged.
+    let dead = Tensor::<1>::from_data(TensorData::new((0..30).map(|j| (j == 3 || j == 17) as u8 as f32).collect::<Vec<f32>>(), [30]), device);
+    let dead = dead.greater_elem(0.5);
+    let sel = ops::topk_encode(x, &enc, 5, Some(ops::AuxSelect { dead: &dead, k: 4 }));
+    let (v, i) = sel.aux.expect("aux selection");
+    let (v, i) = (host(v), i.into_data().try_into_vec_as::<i64>().unwrap());
+    for r in 0..5 {
+        let mut first: Vec<i64> = i[r * 4..r * 4 + 2].to_vec();
+        first.sort();
+        assert_eq!(first, vec![3, 17], "row {r}: {:?}", &i[r * 4..r * 4 + 4]);
+        assert_eq!(&v[r * 4 + 2..r * 4 + 4], &[0.0, 0.0], "row {r}");
+    }
+}
