@@ -39,6 +39,8 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Stream a text corpus through a language model into an activation store.
     Harvest(commands::harvest::HarvestArgs),
+    /// Inspect activation stores: `export` rows to `.npy`.
+    Store(commands::store::StoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Assets(args) => commands::assets::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Harvest(args) => commands::harvest::run(args),
+        Command::Store(args) => commands::store::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

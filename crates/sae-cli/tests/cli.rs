@@ -199,3 +199,26 @@ fn bad_activations_are_typed_errors_naming_the_file() {
     fails_with(&sae(&["encode", "--sae", s(&dir), "--input", s(&tmp.path().join("absent.npy")), "--codes", s(&codes)]), &["absent.npy"]);
     assert!(!codes.exists(), "no partial output after a failure");
 }
+
+#[test]
+fn store_export_writes_the_first_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out = sae(&["synth", "--out", s(&store), "--d-in", "8", "--n-features", "16", "--tokens", "300", "--seed", "3", "--hierarchy", "false"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let npy = dir.path().join("x.npy");
+    let out = sae(&["store", "export", "--store", s(&store), "--rows", "120", "--out", s(&npy)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let x = read_npy(&npy).unwrap();
+    assert_eq!(x.shape, vec![120, 8]);
+    let opened = sae_data::store::ActivationStore::open(&store).unwrap();
+    let mut direct = Vec::new();
+    opened.read_rows(0, 120, &mut direct).unwrap();
+    assert_eq!(x.values, direct);
+    // More rows than the store holds: all of them.
+    let out = sae(&["store", "export", "--store", s(&store), "--rows", "100000", "--out", s(&npy)]);
+    assert!(out.status.success());
+    assert_eq!(read_npy(&npy).unwrap().shape, vec![300, 8]);
+    // Not a store.
+    fails_with(&sae(&["store", "export", "--store", s(dir.path()), "--rows", "5", "--out", s(&npy)]), &["metadata.json"]);
+}

@@ -45,9 +45,9 @@ impl HookTensor {
         }
     }
 
-    /// The activation with its trailing dimensions merged: `[batch · pos, rest]` for 3-d and for
-    /// `[batch, pos, head, d_head]` (heads concatenated), `[batch · head · query, key]` for a
-    /// pattern.
+    /// The activation as a matrix: `[a, b, c]` → `[a · b, c]` and `[a, b, c, d]` → `[a · b, c · d]`,
+    /// i.e. `[batch · pos, d]` for the residual stream, `[batch · pos, heads · d_head]` (heads
+    /// concatenated) for q/k/v/z, and `[batch · head, query · key]` for a pattern.
     pub fn flat_rows(&self) -> Tensor<2> {
         match self {
             Self::D3(t) => {

@@ -7,6 +7,7 @@ pub mod encode;
 pub mod harvest;
 pub mod info;
 pub mod run;
+pub mod store;
 pub mod eval;
 pub mod synth;
 pub mod train;

@@ -25,7 +25,7 @@ pub struct RunArgs {
     #[arg(long)]
     hook: String,
     /// Output `.npy` file: `[n_tokens, width]` (`[n_tokens, heads · d_head]` for per-head hooks,
-    /// `[heads · n_tokens, n_tokens]` for `attn.hook_pattern`).
+    /// `[heads, n_tokens · n_tokens]` for `attn.hook_pattern`).
     #[arg(long)]
     out: PathBuf,
     /// Compute backend.
