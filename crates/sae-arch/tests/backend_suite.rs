@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use sae_core::format::{Format, StoreDtype, load_sae, npy::read_npy, save_sae};
 use sae_core::params::host_f32;
 use sae_core::rng::SplitMix64;
-use sae_core::{SaeConfig, SparseCodes, TrainBatch, TrainContext, ops};
+use sae_core::{SaeConfig, TrainBatch, TrainContext, ops};
 
 fn random(rows: usize, cols: usize, seed: u64, device: &Device) -> Tensor<2> {
     let mut rng = SplitMix64::new(seed);

@@ -112,3 +112,33 @@ impl Norm {
         hook3(hooks, &format!("{prefix}.hook_normalized"), y)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Tensor, TensorData};
+    use sae_core::hooks::NoHooks;
+
+    use super::{Norm, NormScale};
+
+    /// LayerNorm of `[1, 3]` by hand: mean 2, variance 1, so `[-1, 1]` (eps 0); with the scale
+    /// frozen to 2, `[-0.5, 0.5]`; gain 3 and bias 1 apply after either. RMSNorm of `[3, 4]`:
+    /// rms = sqrt(12.5), so `[3, 4] / 3.5355`.
+    #[test]
+    fn norms_match_hand_computation_with_computed_and_frozen_scale() {
+        let device = Device::flex();
+        let x = || Tensor::<3>::from_data(TensorData::new(vec![1.0f32, 3.0], [1, 1, 2]), &device);
+        let norm = |scale: NormScale, centre: bool| Norm {
+            gain: Tensor::from_data(TensorData::new(vec![3.0f32, 3.0], [2]), &device),
+            bias: centre.then(|| Tensor::from_data(TensorData::new(vec![1.0f32, 1.0], [2]), &device)),
+            eps: 0.0,
+            centre,
+            scale,
+        };
+        let run = |n: Norm, x: Tensor<3>| n.forward(x, &mut NoHooks, "ln").unwrap().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(run(norm(NormScale::Computed, true), x()), vec![-2.0, 4.0]);
+        assert_eq!(run(norm(NormScale::Frozen(2.0), true), x()), vec![-0.5, 2.5]);
+        let y = run(norm(NormScale::Computed, false), Tensor::from_data(TensorData::new(vec![3.0f32, 4.0], [1, 1, 2]), &device));
+        let r = 12.5f32.sqrt();
+        assert!((y[0] - 9.0 / r).abs() < 1e-5 && (y[1] - 12.0 / r).abs() < 1e-5, "{y:?}");
+    }
+}

@@ -37,15 +37,6 @@ impl TextTokenizer {
         Ok(Self { inner, path: origin.into() })
     }
 
-    /// A tokenizer built in code (e.g. from GGUF metadata); `origin` names it in errors.
-    pub fn from_tokenizer(mut inner: tokenizers::Tokenizer, origin: &Path) -> Result<Self> {
-        inner.with_padding(None);
-        inner
-            .with_truncation(None)
-            .map_err(|e| LmError::BadFile { path: origin.into(), reason: e.to_string() })?;
-        Ok(Self { inner, path: origin.into() })
-    }
-
     /// Token ids of `text`; with `special`, the special tokens the tokenizer's post-processor
     /// adds (`[CLS] … [SEP]` for BERT).
     pub fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {

@@ -25,11 +25,6 @@ impl Weights {
         Ok(Self { path: path.to_path_buf(), model, tensors })
     }
 
-    /// Weights from tensors already in memory (e.g. dequantised from GGUF).
-    pub fn from_host(path: &Path, model: &'static str, tensors: Vec<HostTensor>) -> Self {
-        Self { path: path.to_path_buf(), model, tensors: tensors.into_iter().map(|t| (t.name.clone(), t)).collect() }
-    }
-
     fn host(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
         let t = self.tensors.remove(name).ok_or_else(|| SaeError::MissingTensor {
             path: self.path.clone(),
