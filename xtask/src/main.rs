@@ -73,6 +73,9 @@ fn ci(args: &[String]) -> Result<()> {
              (`apt-get install mesa-vulkan-drivers libvulkan1`) or run `cargo xtask ci --no-wgpu`"
         );
     }
+    if std::env::var_os("SAE_CHROMIUM").is_none() && !std::path::Path::new("/usr/bin/chromium").exists() {
+        bail!("no headless browser for the HTML report tests: install Debian's Chromium (`apt-get install chromium`) or point SAE_CHROMIUM at one");
+    }
     // A private runtime directory silences a warning from the Vulkan loader.
     let runtime = std::env::temp_dir().join("sae-xdg-runtime");
     std::fs::create_dir_all(&runtime).ok();

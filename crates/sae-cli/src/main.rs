@@ -39,6 +39,10 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Stream a text corpus through a language model into an activation store.
     Harvest(commands::harvest::HarvestArgs),
+    /// Greedy generation with a causal model, optionally steered or edited with an SAE.
+    Generate(commands::generate::GenerateArgs),
+    /// Write a JSON + HTML report of one SAE: metrics, curves, top tokens and examples of features.
+    Report(commands::report::ReportArgs),
     /// Inspect activation stores: `export` rows to `.npy`.
     Store(commands::store::StoreArgs),
 }
@@ -57,6 +61,8 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Harvest(args) => commands::harvest::run(args),
         Command::Store(args) => commands::store::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Report(args) => commands::report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -136,7 +136,11 @@ pub fn harvest(
     let mut report = HarvestReport { rows: 0, windows: 0, dropped_outliers: 0, dropped_special: 0, reference_norm: None };
     while !ids.is_empty() && report.rows < settings.tokens {
         let mut capture = Capture::new([settings.hook.clone()]);
-        model.forward(&ids, &mut capture)?;
+        // Only the blocks up to the hooked one run (all of them for hooks after the last block).
+        match model.hook_block(&settings.hook) {
+            Some(i) => model.forward_blocks(&ids, &mut capture, i + 1).map(drop)?,
+            None => model.forward(&ids, &mut capture).map(drop)?,
+        }
         let acts = capture.take(&settings.hook).ok_or_else(|| LmError::Input(format!("hook {} was not called", settings.hook)))?;
         let rows = acts.flat_rows();
         let [n, d] = rows.dims();

@@ -1,8 +1,8 @@
 //! # sae-lm
 //!
 //! Real language models on burn, for training SAEs on their activations and for intervening
-//! with them: all-MiniLM-L6-v2 (a BERT sentence encoder, [`minilm`]), with SmolLM2 (a LLaMA
-//! decoder) to follow. Each model implements [`LanguageModel`]: its own tokenizer, hook points
+//! with them: all-MiniLM-L6-v2 (a BERT sentence encoder, [`minilm`]) and SmolLM2-135M-Instruct (a
+//! LLaMA decoder read from GGUF, [`smollm2`]). Each model implements [`LanguageModel`]: its own tokenizer, hook points
 //! named as in TransformerLens (`blocks.{i}.hook_resid_post`, `blocks.{i}.attn.hook_pattern`,
 //! ...) and a forward pass that calls [`sae_core::hooks::Hooks`] at each of them, to read
 //! activations or replace them. Weights come from the pinned assets of
@@ -25,12 +25,18 @@
 
 #![warn(missing_docs)]
 
+pub mod downstream;
 pub mod error;
+pub mod generate;
+pub mod gguf;
 pub mod harvest;
+pub mod intervene;
 pub mod layers;
 pub mod minilm;
 pub mod model;
 pub mod models;
+pub mod norms;
+pub mod smollm2;
 pub mod tokenizer;
 pub mod weights;
 

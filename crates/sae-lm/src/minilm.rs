@@ -230,6 +230,10 @@ impl LanguageModel for MiniLm {
     }
 
     fn forward(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks) -> Result<Tensor<3>> {
+        self.forward_blocks(ids, hooks, self.blocks.len())
+    }
+
+    fn forward_blocks(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize) -> Result<Tensor<3>> {
         let (b, s) = batch_shape(ids, self.cfg.max_position_embeddings, self.cfg.vocab_size)?;
         let d = self.cfg.hidden_size;
         let device = self.word.device();
@@ -239,7 +243,7 @@ impl LanguageModel for MiniLm {
         let embed = self.word.clone().select(0, tok).reshape([b, s, d]) + pos + self.token_type.clone().unsqueeze_dims::<3>(&[0, 1]);
         let embed = hook3(hooks, "hook_embed", embed)?;
         let mut x = self.embed_ln.forward(embed, hooks, "embed.ln")?;
-        for (i, blk) in self.blocks.iter().enumerate() {
+        for (i, blk) in self.blocks.iter().enumerate().take(blocks) {
             let resid_pre = hook3(hooks, &format!("blocks.{i}.hook_resid_pre"), x)?;
             let attn_out = self.attention(blk, resid_pre.clone(), hooks, i)?;
             let attn_out = hook3(hooks, &format!("blocks.{i}.hook_attn_out"), attn_out)?;

@@ -36,6 +36,27 @@ pub trait LanguageModel {
     /// which depends on the input and is reported as 0 here).
     fn hook_width(&self, hook: &str) -> usize;
 
+    /// Runs only the first `blocks` transformer blocks (hooks included) and returns the residual
+    /// stream after them, `[batch, pos, d_model]`: what harvesting a hook of block `blocks − 1`
+    /// needs, without the rest of the model.
+    fn forward_blocks(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize) -> Result<Tensor<3>>;
+
+    /// Whether the model is a causal (next-token) language model whose [`LanguageModel::forward`]
+    /// returns logits.
+    fn is_causal(&self) -> bool {
+        false
+    }
+
+    /// The end-of-sequence token that stops generation, if the model has one.
+    fn eos_token(&self) -> Option<u32> {
+        None
+    }
+
+    /// The block a hook point belongs to (`blocks.3.…` → 3); `None` for hooks outside the blocks.
+    fn hook_block(&self, hook: &str) -> Option<usize> {
+        hook.strip_prefix("blocks.")?.split_once('.')?.0.parse().ok()
+    }
+
     /// Token ids of `text` as the model's own tokenizer configuration adds special tokens.
     fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
         self.tokenizer().encode(text, true)

@@ -39,6 +39,22 @@ pub struct EvalArgs {
     /// Rows per batch.
     #[arg(long, default_value_t = 4096)]
     batch_size: usize,
+    /// Causal language model (`smollm2`) to splice the SAE into for the downstream loss (CE
+    /// clean / spliced / zero-ablated, KL, CE recovered); needs `--hook`.
+    #[arg(long, requires = "hook")]
+    model: Option<String>,
+    /// Hook point the SAE was trained on (e.g. `blocks.3.hook_resid_post`).
+    #[arg(long, requires = "model")]
+    hook: Option<String>,
+    /// Text for the downstream loss: `shakespeare` or UTF-8 files (read last file first).
+    #[arg(long, num_args = 1.., default_value = "shakespeare")]
+    corpus: Vec<String>,
+    /// Windows of text for the downstream loss.
+    #[arg(long, default_value_t = 16)]
+    ce_windows: usize,
+    /// Tokens per window for the downstream loss.
+    #[arg(long, default_value_t = 128)]
+    ce_context: usize,
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = Backend::default())]
     backend: Backend,
@@ -92,9 +108,26 @@ pub fn run(a: EvalArgs) -> Result<()> {
         json["recovered_frac"] = r.recovered_frac.into();
         json["n_true_features"] = truth.n_features().into();
     }
+    if let (Some(model_name), Some(hook)) = (&a.model, &a.hook) {
+        let cache = sae_data::assets::AssetCache::from_env();
+        let corpus = sae_lm::harvest::read_corpus(&super::harvest::corpus_files(&cache, &a.corpus)?)?;
+        let model = sae_lm::load_model(model_name, &cache, &device)?;
+        let windows = sae_lm::downstream::eval_windows(model.as_ref(), &corpus, a.ce_context, a.ce_windows)?;
+        let pb = bar(windows.len() as u64, "windows");
+        let r = sae_lm::downstream::downstream_loss(model.as_ref(), sae.as_ref(), hook, &windows, 2, |done, _| pb.set_position(done as u64))?;
+        pb.finish_and_clear();
+        json["downstream"] = serde_json::to_value(&r)?;
+    }
     println!("{} on {} rows of {}", a.sae.display(), metrics.rows, a.data.display());
     if let Some(obj) = json.as_object() {
         for (k, v) in obj {
+            if let Some(inner) = v.as_object() {
+                for (k2, v2) in inner {
+                    let shown = v2.as_f64().map(|f| format!("{f:.5}")).unwrap_or_else(|| v2.to_string());
+                    println!("  {:<30} {shown}", format!("{k}.{k2}"));
+                }
+                continue;
+            }
             let shown = v.as_f64().map(|f| format!("{f:.5}")).unwrap_or_else(|| v.to_string());
             println!("  {k:<30} {shown}");
         }

