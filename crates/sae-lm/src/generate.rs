@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use sae_core::hooks::Hooks;
 
 use crate::error::{LmError, Result};
-use crate::model::LanguageModel;
+use crate::model::{KvCache, LanguageModel};
 
 fn causal(model: &dyn LanguageModel) -> Result<()> {
     if model.is_causal() {
@@ -16,11 +16,44 @@ fn causal(model: &dyn LanguageModel) -> Result<()> {
     }
 }
 
+fn argmax(logits: Tensor<1>) -> Result<u32> {
+    let v = logits.argmax(0).into_data().convert::<i64>().try_to_vec::<i64>().map_err(|e| LmError::Input(format!("reading logits: {e:?}")))?;
+    Ok(v[0] as u32)
+}
+
 /// Greedy continuation of `prompt` (token ids): up to `max_tokens` new tokens, stopping after
-/// the end-of-sequence token or at the context length. `hooks` run on every forward pass (the
-/// whole sequence is recomputed each step, so an intervention applies to the prompt and to the
-/// generated tokens alike). Returns the new tokens only.
+/// the end-of-sequence token or at the context length. Returns the new tokens only. Uses the
+/// model's key/value cache where it has one (each step runs one token; `hooks` see the prompt
+/// once, then each new position), else recomputes the sequence every step
+/// ([`generate_greedy_uncached`]); for position-wise hooks (splicing, feature edits, steering)
+/// both give the same tokens.
 pub fn generate_greedy(model: &dyn LanguageModel, prompt: &[u32], max_tokens: usize, hooks: &mut dyn Hooks) -> Result<Vec<u32>> {
+    causal(model)?;
+    if prompt.is_empty() {
+        return Err(LmError::Input("the prompt has no tokens".into()));
+    }
+    let mut cache = KvCache::default();
+    let mut out = Vec::with_capacity(max_tokens);
+    if max_tokens == 0 || prompt.len() >= model.max_positions() {
+        return Ok(out);
+    }
+    let Some(first) = model.next_logits_cached(prompt, &mut cache, hooks) else {
+        return generate_greedy_uncached(model, prompt, max_tokens, hooks);
+    };
+    let mut next = argmax(first?)?;
+    loop {
+        out.push(next);
+        if Some(next) == model.eos_token() || out.len() == max_tokens || cache.len() + 1 >= model.max_positions() {
+            return Ok(out);
+        }
+        let logits = model.next_logits_cached(&[next], &mut cache, hooks).expect("the model produced a cache")?;
+        next = argmax(logits)?;
+    }
+}
+
+/// [`generate_greedy`] without a cache: the whole sequence is recomputed each step, so
+/// `hooks` see every position every step.
+pub fn generate_greedy_uncached(model: &dyn LanguageModel, prompt: &[u32], max_tokens: usize, hooks: &mut dyn Hooks) -> Result<Vec<u32>> {
     causal(model)?;
     if prompt.is_empty() {
         return Err(LmError::Input("the prompt has no tokens".into()));
@@ -30,8 +63,7 @@ pub fn generate_greedy(model: &dyn LanguageModel, prompt: &[u32], max_tokens: us
     while out.len() < max_tokens && ids.len() < model.max_positions() {
         let logits = model.forward(std::slice::from_ref(&ids), hooks)?;
         let [_, s, v] = logits.dims();
-        let last = logits.slice([0..1, s - 1..s, 0..v]).reshape([v]);
-        let next = last.argmax(0).into_data().convert::<i64>().try_to_vec::<i64>().map_err(|e| LmError::Input(format!("reading logits: {e:?}")))?[0] as u32;
+        let next = argmax(logits.slice([0..1, s - 1..s, 0..v]).reshape([v]))?;
         ids.push(next);
         out.push(next);
         if Some(next) == model.eos_token() {

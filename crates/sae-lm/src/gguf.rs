@@ -408,7 +408,7 @@ mod tests {
         f.extend(2u64.to_le_bytes()); // 2 rows
         f.extend(0u32.to_le_bytes()); // F32
         f.extend(0u64.to_le_bytes());
-        while f.len() % 32 != 0 {
+        while !f.len().is_multiple_of(32) {
             f.push(0);
         }
         for v in 1..=6 {

@@ -41,5 +41,5 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use error::{LmError, Result};
-pub use model::LanguageModel;
+pub use model::{KvCache, LanguageModel};
 pub use models::{MODEL_NAMES, load_model};

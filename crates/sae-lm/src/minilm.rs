@@ -182,6 +182,16 @@ impl LanguageModel for MiniLm {
         (1, 1)
     }
 
+    fn norms_mut(&mut self) -> Vec<(String, &mut Norm)> {
+        let mut v = Vec::with_capacity(2 * self.blocks.len() + 1);
+        v.push(("embed.ln".to_string(), &mut self.embed_ln));
+        for (i, blk) in self.blocks.iter_mut().enumerate() {
+            v.push((format!("blocks.{i}.ln1"), &mut blk.ln1));
+            v.push((format!("blocks.{i}.ln2"), &mut blk.ln2));
+        }
+        v
+    }
+
     fn frame(&self, body: &[u32]) -> Vec<u32> {
         let mut ids = Vec::with_capacity(body.len() + 2);
         ids.push(self.cls);

@@ -7,6 +7,27 @@ use sae_core::hooks::Hooks;
 use crate::error::{LmError, Result};
 use crate::tokenizer::TextTokenizer;
 
+/// The keys and values of the positions a causal model has seen, per block
+/// ([`LanguageModel::next_logits_cached`]).
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    /// `(keys, values)` `[batch, kv_heads, positions, d_head]` per block.
+    pub(crate) layers: Vec<(Tensor<4>, Tensor<4>)>,
+    /// Positions seen.
+    pub(crate) len: usize,
+}
+
+impl KvCache {
+    /// Positions seen so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether nothing has been seen yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// A language model with named hook points.
 pub trait LanguageModel {
     /// Short name (`minilm`, `smollm2`).
@@ -40,6 +61,18 @@ pub trait LanguageModel {
     /// stream after them, `[batch, pos, d_model]`: what harvesting a hook of block `blocks − 1`
     /// needs, without the rest of the model.
     fn forward_blocks(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize) -> Result<Tensor<3>>;
+
+    /// Every norm by its hook prefix (`blocks.{i}.ln1`, `ln_final`, `embed.ln`, ...), to freeze
+    /// their scales for an LN-free forward ([`crate::norms`]).
+    fn norms_mut(&mut self) -> Vec<(String, &mut crate::layers::Norm)>;
+
+    /// Incremental decoding: runs the tokens `new` after the positions already in `cache`
+    /// (keys and values of every block), stores theirs, and returns the logits `[vocab]` of the
+    /// next token. Hooks see the new positions only, which for position-wise interventions is
+    /// the same as recomputing the whole sequence. `None`: the model has no cache (encoders).
+    fn next_logits_cached(&self, _new: &[u32], _cache: &mut KvCache, _hooks: &mut dyn Hooks) -> Option<Result<Tensor<1>>> {
+        None
+    }
 
     /// Whether the model is a causal (next-token) language model whose [`LanguageModel::forward`]
     /// returns logits.

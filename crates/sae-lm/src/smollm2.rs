@@ -26,7 +26,7 @@ use sae_data::assets::{AssetCache, catalog};
 use crate::error::{LmError, Result};
 use crate::gguf::GgufFile;
 use crate::layers::{Linear, Norm, NormScale, hook3, hook4};
-use crate::model::{LanguageModel, batch_shape};
+use crate::model::{KvCache, LanguageModel, batch_shape};
 use crate::tokenizer::TextTokenizer;
 
 /// The hyper-parameters read from the GGUF metadata (`llama.*`).
@@ -86,7 +86,14 @@ pub struct SmolLm2 {
 
 fn linear(g: &GgufFile, name: &str, d_in: usize, d_out: usize, device: &Device) -> Result<Linear> {
     let w = g.tensor_f32(name, &[d_out, d_in])?;
-    Ok(Linear { w_t: Tensor::<2>::from_data(TensorData::new(w, [d_out, d_in]), device).transpose(), b: None })
+    // Stored `[in, out]` contiguously: the matmul then reads its right operand row-major.
+    let mut w_t = vec![0f32; w.len()];
+    for (o, row) in w.chunks_exact(d_in).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            w_t[i * d_out + o] = v;
+        }
+    }
+    Ok(Linear { w_t: Tensor::<2>::from_data(TensorData::new(w_t, [d_in, d_out]), device), b: None })
 }
 
 impl SmolLm2 {
@@ -184,25 +191,14 @@ impl SmolLm2 {
         self.ln_final.gain = self.ln_final.gain.ones_like();
     }
 
-    /// Every norm by its hook prefix (`blocks.{i}.ln1`, `blocks.{i}.ln2`, `ln_final`), to freeze
-    /// their scales ([`crate::norms`]).
-    pub fn norms_mut(&mut self) -> Vec<(String, &mut Norm)> {
-        let mut v = Vec::with_capacity(2 * self.blocks.len() + 1);
-        for (i, blk) in self.blocks.iter_mut().enumerate() {
-            v.push((format!("blocks.{i}.ln1"), &mut blk.ln1));
-            v.push((format!("blocks.{i}.ln2"), &mut blk.ln2));
-        }
-        v.push(("ln_final".into(), &mut self.ln_final));
-        v
-    }
-
     /// `cos` and `sin` `[1, pos, 1, d_head]` for rotating interleaved pairs: entry `2j` and `2j+1`
-    /// hold the angle `p · base^(−2j/d_head)`; `sin` carries the sign of the first member.
-    fn rotary(&self, s: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    /// hold the angle `p · base^(−2j/d_head)` for positions `p = offset …`; `sin` carries the sign
+    /// of the first member.
+    fn rotary(&self, offset: usize, s: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
         let dh = self.cfg.d_head;
         let mut cos = Vec::with_capacity(s * dh);
         let mut sin = Vec::with_capacity(s * dh);
-        for p in 0..s {
+        for p in offset..offset + s {
             for j in 0..dh / 2 {
                 let angle = p as f64 * self.cfg.rope_base.powf(-2.0 * j as f64 / dh as f64);
                 let (sn, cs) = angle.sin_cos();
@@ -221,7 +217,8 @@ impl SmolLm2 {
         x * cos.clone() + swapped * sin.clone()
     }
 
-    fn attention(&self, blk: &Block, x: Tensor<3>, hooks: &mut dyn Hooks, i: usize, rope: &(Tensor<4>, Tensor<4>), mask: &Tensor<4>) -> Result<Tensor<3>> {
+    #[allow(clippy::too_many_arguments)]
+    fn attention(&self, blk: &Block, x: Tensor<3>, hooks: &mut dyn Hooks, i: usize, rope: &(Tensor<4>, Tensor<4>), mask: &Tensor<4>, cache: Option<&mut KvCache>) -> Result<Tensor<3>> {
         let [b, s, d] = x.dims();
         let (h, kvh, dh) = (self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.d_head);
         let group = h / kvh;
@@ -230,31 +227,46 @@ impl SmolLm2 {
         let v = hook4(hooks, &format!("blocks.{i}.attn.hook_v"), blk.v.forward(x).reshape([b, s, kvh, dh]))?;
         let q = hook4(hooks, &format!("blocks.{i}.attn.hook_rot_q"), Self::rotate(q, &rope.0, &rope.1))?;
         let k = hook4(hooks, &format!("blocks.{i}.attn.hook_rot_k"), Self::rotate(k, &rope.0, &rope.1))?;
+        let (mut k, mut v) = (k.swap_dims(1, 2), v.swap_dims(1, 2));
+        if let Some(cache) = cache {
+            if let Some((pk, pv)) = cache.layers.get(i) {
+                k = Tensor::cat(vec![pk.clone(), k], 2);
+                v = Tensor::cat(vec![pv.clone(), v], 2);
+            }
+            if cache.layers.len() > i {
+                cache.layers[i] = (k.clone(), v.clone());
+            } else {
+                cache.layers.push((k.clone(), v.clone()));
+            }
+        }
+        let t = k.dims()[2];
         // Query heads g·group … g·group + group − 1 share key/value head g: fold the group into
         // the query axis so one batched matmul per key/value head serves them all.
         let q = q.swap_dims(1, 2).reshape([b, kvh, group * s, dh]);
-        let k = k.swap_dims(1, 2);
-        let scores = q.matmul(k.swap_dims(2, 3)).reshape([b, h, s, s]) / (dh as f64).sqrt() + mask.clone();
+        let scores = q.matmul(k.swap_dims(2, 3)).reshape([b, h, s, t]) / (dh as f64).sqrt() + mask.clone();
         let pattern = hook4(hooks, &format!("blocks.{i}.attn.hook_pattern"), softmax(scores, 3))?;
-        let z = pattern.reshape([b, kvh, group * s, s]).matmul(v.swap_dims(1, 2)).reshape([b, h, s, dh]).swap_dims(1, 2);
+        let z = pattern.reshape([b, kvh, group * s, t]).matmul(v).reshape([b, h, s, dh]).swap_dims(1, 2);
         let z = hook4(hooks, &format!("blocks.{i}.attn.hook_z"), z)?;
         Ok(blk.o.forward(z.reshape([b, s, d])))
     }
 
-    fn run(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize) -> Result<Tensor<3>> {
-        let (b, s) = batch_shape(ids, self.cfg.context, self.cfg.vocab_size)?;
+    fn run(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize, mut cache: Option<&mut KvCache>) -> Result<Tensor<3>> {
+        let offset = cache.as_ref().map_or(0, |c| c.len);
+        let (b, s) = batch_shape(ids, self.cfg.context.saturating_sub(offset), self.cfg.vocab_size)?;
         let d = self.cfg.d_model;
         let device = self.embed.device();
         let flat: Vec<i64> = ids.iter().flatten().map(|&t| t as i64).collect();
         let tok = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * s]), &device);
         let mut x = hook3(hooks, "hook_embed", self.embed.clone().select(0, tok).reshape([b, s, d]))?;
-        let rope = self.rotary(s, &device);
-        let mask: Vec<f32> = (0..s * s).map(|n| if n % s > n / s { f32::NEG_INFINITY } else { 0.0 }).collect();
-        let mask = Tensor::<4>::from_data(TensorData::new(mask, [1, 1, s, s]), &device);
+        let rope = self.rotary(offset, s, &device);
+        // Query i (position offset + i) sees keys 0 ..= offset + i.
+        let t = offset + s;
+        let mask: Vec<f32> = (0..s * t).map(|n| if n % t > offset + n / t { f32::NEG_INFINITY } else { 0.0 }).collect();
+        let mask = Tensor::<4>::from_data(TensorData::new(mask, [1, 1, s, t]), &device);
         for (i, blk) in self.blocks.iter().enumerate().take(blocks) {
             let resid_pre = hook3(hooks, &format!("blocks.{i}.hook_resid_pre"), x)?;
             let normed = blk.ln1.forward(resid_pre.clone(), hooks, &format!("blocks.{i}.ln1"))?;
-            let attn_out = self.attention(blk, normed, hooks, i, &rope, &mask)?;
+            let attn_out = self.attention(blk, normed, hooks, i, &rope, &mask, cache.as_deref_mut())?;
             let attn_out = hook3(hooks, &format!("blocks.{i}.hook_attn_out"), attn_out)?;
             let resid_mid = hook3(hooks, &format!("blocks.{i}.hook_resid_mid"), resid_pre + attn_out)?;
             let normed = blk.ln2.forward(resid_mid.clone(), hooks, &format!("blocks.{i}.ln2"))?;
@@ -263,6 +275,9 @@ impl SmolLm2 {
             let post = hook3(hooks, &format!("blocks.{i}.mlp.hook_post"), silu(pre) * pre_linear)?;
             let mlp_out = hook3(hooks, &format!("blocks.{i}.hook_mlp_out"), blk.down.forward(post))?;
             x = hook3(hooks, &format!("blocks.{i}.hook_resid_post"), resid_mid + mlp_out)?;
+        }
+        if let Some(c) = cache {
+            c.len += s;
         }
         Ok(x)
     }
@@ -287,6 +302,17 @@ impl LanguageModel for SmolLm2 {
     fn is_causal(&self) -> bool {
         true
     }
+
+    fn norms_mut(&mut self) -> Vec<(String, &mut Norm)> {
+        let mut v = Vec::with_capacity(2 * self.blocks.len() + 1);
+        for (i, blk) in self.blocks.iter_mut().enumerate() {
+            v.push((format!("blocks.{i}.ln1"), &mut blk.ln1));
+            v.push((format!("blocks.{i}.ln2"), &mut blk.ln2));
+        }
+        v.push(("ln_final".into(), &mut self.ln_final));
+        v
+    }
+
     fn eos_token(&self) -> Option<u32> {
         Some(self.cfg.eos)
     }
@@ -348,7 +374,7 @@ impl LanguageModel for SmolLm2 {
 
     /// Logits `[batch, pos, vocab]`.
     fn forward(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks) -> Result<Tensor<3>> {
-        let x = self.run(ids, hooks, self.blocks.len())?;
+        let x = self.run(ids, hooks, self.blocks.len(), None)?;
         let x = self.ln_final.forward(x, hooks, "ln_final")?;
         let [b, s, d] = x.dims();
         let head = self.head.clone().unwrap_or_else(|| self.embed.clone().transpose());
@@ -356,7 +382,19 @@ impl LanguageModel for SmolLm2 {
         Ok(x.reshape([b * s, d]).matmul(head).reshape([b, s, vocab]))
     }
 
+    fn next_logits_cached(&self, new: &[u32], cache: &mut KvCache, hooks: &mut dyn Hooks) -> Option<Result<Tensor<1>>> {
+        let mut step = || -> Result<Tensor<1>> {
+            let x = self.run(&[new.to_vec()], hooks, self.blocks.len(), Some(cache))?;
+            let [_, s, d] = x.dims();
+            let x = self.ln_final.forward(x.slice([0..1, s - 1..s, 0..d]), hooks, "ln_final")?;
+            let head = self.head.clone().unwrap_or_else(|| self.embed.clone().transpose());
+            let vocab = head.dims()[1];
+            Ok(x.reshape([1, d]).matmul(head).reshape([vocab]))
+        };
+        Some(step())
+    }
+
     fn forward_blocks(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize) -> Result<Tensor<3>> {
-        self.run(ids, hooks, blocks.min(self.blocks.len()))
+        self.run(ids, hooks, blocks.min(self.blocks.len()), None)
     }
 }

@@ -14,7 +14,7 @@ use sae_core::params::{ParamSet, ParamTensor};
 use sae_core::{Sae, SaeConfig};
 use sae_data::assets::{AssetCache, catalog};
 use sae_lm::downstream::downstream_loss;
-use sae_lm::generate::{generate_greedy, next_token_loss};
+use sae_lm::generate::{generate_greedy, generate_greedy_uncached, next_token_loss};
 use sae_lm::intervene::{FeatureEdit, Intervention, Splice};
 use sae_lm::smollm2::SmolLm2;
 use sae_lm::{LanguageModel, LmError};
@@ -121,7 +121,7 @@ fn splicing_with_the_error_term_is_neutral_and_feature_edits_are_not() {
     assert!(max_abs(&ablated, &with_error) > 1e-2, "ablating feature {f} changed nothing");
     let doubled = logits(m, &ids, &mut Intervention::at(HOOK).with_sae(lossy.as_ref()).edit(FeatureEdit::Scale(f, 1.0)));
     assert!(max_abs(&doubled, &with_error) < 1e-2, "scaling by 1 should be neutral");
-    let bad = m.forward(&[ids.clone()], &mut Intervention::at(HOOK).with_sae(lossy.as_ref()).edit(FeatureEdit::Ablate(n)));
+    let bad = m.forward(std::slice::from_ref(&ids), &mut Intervention::at(HOOK).with_sae(lossy.as_ref()).edit(FeatureEdit::Ablate(n)));
     assert!(bad.unwrap_err().to_string().contains("outside the SAE"));
 }
 
@@ -137,7 +137,7 @@ fn steering_with_a_decoder_direction_changes_the_greedy_continuation() {
     assert_eq!(london.len(), 1);
     let probe = {
         let mut cap = sae_core::hooks::Capture::new(["hook_embed"]);
-        m.forward(&[london.clone()], &mut cap).unwrap();
+        m.forward(std::slice::from_ref(&london), &mut cap).unwrap();
         cap.take("hook_embed").unwrap().flat_rows().into_data().try_to_vec::<f32>().unwrap()
     };
     let norm = probe.iter().map(|v| v * v).sum::<f32>().sqrt();
@@ -152,4 +152,34 @@ fn steering_with_a_decoder_direction_changes_the_greedy_continuation() {
     eprintln!("plain {plain:?}, steered {steered:?}");
     assert_ne!(steered, plain);
     assert!(!steered.starts_with(" Paris"), "{steered:?}");
+    // The key/value cache gives the tokens a full recomputation gives, plain and steered.
+    let mut steer = Intervention::at("blocks.3.hook_resid_post").with_sae(steer_sae.as_ref()).steer(0, 60.0);
+    let slow = generate_greedy_uncached(m, &prompt, 6, &mut steer).unwrap();
+    assert_eq!(m.tokenizer().decode(&slow).unwrap(), steered);
+    assert_eq!(generate_greedy_uncached(m, &prompt, 6, &mut NoHooks).unwrap(), generate_greedy(m, &prompt, 6, &mut NoHooks).unwrap());
+}
+
+#[test]
+fn cached_steps_give_the_logits_of_a_full_forward() {
+    let m = model();
+    let ids = m.tokenize("To be, or not to be, that is the question").unwrap();
+    let full = m.forward(std::slice::from_ref(&ids), &mut NoHooks).unwrap();
+    let [_, s, v] = full.dims();
+    let mut cache = sae_lm::KvCache::default();
+    // The first 5 tokens at once, then one at a time.
+    let mut got = vec![m.next_logits_cached(&ids[..5], &mut cache, &mut NoHooks).unwrap().unwrap()];
+    for p in 5..s {
+        got.push(m.next_logits_cached(&ids[p..p + 1], &mut cache, &mut NoHooks).unwrap().unwrap());
+    }
+    assert_eq!(cache.len(), s);
+    for (j, p) in (4..s).enumerate() {
+        let want = full.clone().slice([0..1, p..p + 1, 0..v]).reshape([v]).into_data().try_to_vec::<f32>().unwrap();
+        let have = got[j].clone().into_data().try_to_vec::<f32>().unwrap();
+        let err = max_abs(&have, &want);
+        assert!(err < 2e-3, "position {p}: cached logits differ by {err}");
+    }
+    // Past the context: an error, not a panic.
+    let mut full_cache = sae_lm::KvCache::default();
+    let long = vec![28u32; m.max_positions() + 1];
+    assert!(m.next_logits_cached(&long, &mut full_cache, &mut NoHooks).unwrap().is_err());
 }

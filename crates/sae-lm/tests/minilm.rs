@@ -91,6 +91,24 @@ fn minilm_matches_transformers_and_the_published_cosines() {
     assert!(model.check_hook("blocks.5.attn.hook_z").is_ok());
     assert!(matches!(model.forward(&[vec![101, 999_999]], &mut NoHooks), Err(LmError::Input(_))));
     assert!(matches!(model.forward(&[], &mut NoHooks), Err(LmError::Input(_))));
+
+    // LN-free forward: every LayerNorm frozen to the scale it computes on one input leaves that
+    // input's output unchanged, and changes another's.
+    let one = model.tokenize("A man is playing a guitar.").unwrap();
+    let scales = sae_lm::norms::measure_scales(&model, std::slice::from_ref(&one)).unwrap();
+    assert_eq!(scales.len(), 2 * layers + 1);
+    let mut frozen = model.clone();
+    sae_lm::norms::freeze_scales(frozen.norms_mut(), &scales).unwrap();
+    let host3 = |t: burn::tensor::Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
+    let run = |m: &MiniLm, ids: &[u32]| host3(m.forward(&[ids.to_vec()], &mut NoHooks).unwrap());
+    // A one-token input has one scale per norm: frozen at those, the output is unchanged.
+    let single = vec![101u32];
+    let per_token = sae_lm::norms::measure_scales(&model, std::slice::from_ref(&single)).unwrap();
+    let mut frozen_single = model.clone();
+    sae_lm::norms::freeze_scales(frozen_single.norms_mut(), &per_token).unwrap();
+    let (a, b) = (run(&model, &single), run(&frozen_single, &single));
+    assert!(max_abs(&a, &b) < 1e-4, "{}", max_abs(&a, &b));
+    assert!(max_abs(&run(&model, &one), &run(&frozen, &one)) > 1e-3, "freezing changed nothing");
 }
 
 #[test]
