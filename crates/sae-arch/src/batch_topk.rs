@@ -45,11 +45,16 @@ pub struct BatchTopKHyper {
     /// the Kaiming rows).
     #[serde(default = "sae_core::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
+    /// While the sparsity warm-up runs (`sparsity_warmup_steps`), select the top `round(k)` of
+    /// each row (TopK) instead of the top `k · batch` of the batch, so rare features keep their
+    /// slots early on; BatchTopK selection afterwards.
+    #[serde(default)]
+    pub per_row_warmup: bool,
 }
 
 /// Keys that belong to the batch-dependent training form and are dropped on export.
-pub(crate) const TRAINING_KEYS: [&str; 6] =
-    ["k", "topk_threshold_lr", "aux_loss_coefficient", "rescale_acts_by_decoder_norm", "matryoshka_widths", "use_matryoshka_aux_loss"];
+pub(crate) const TRAINING_KEYS: [&str; 7] =
+    ["k", "topk_threshold_lr", "aux_loss_coefficient", "rescale_acts_by_decoder_norm", "matryoshka_widths", "use_matryoshka_aux_loss", "per_row_warmup"];
 
 /// A BatchTopK SAE in its training form.
 #[derive(Debug, Clone)]
@@ -112,6 +117,18 @@ impl BatchTopK {
         let n = pre.dims()[0];
         let k_total = (self.hyper.k * n as f64) as usize;
         ops::batch_topk(pre, k_total)
+    }
+
+    /// The training selection: [`BatchTopK::activate`], or per-row TopK during the sparsity
+    /// warm-up when `per_row_warmup` is set.
+    pub fn select(&self, pre: Tensor<2>, ctx: &TrainContext) -> Tensor<2> {
+        if self.hyper.per_row_warmup && ctx.sparsity_scale < 1.0 {
+            let d = pre.dims()[1];
+            let k = (self.hyper.k.round() as usize).clamp(1, d);
+            let (values, indices) = ops::topk_relu(pre, k);
+            return SparseCodes::topk(values, indices, d).to_dense();
+        }
+        self.activate(pre)
     }
 
     /// The current inference threshold.
@@ -179,7 +196,7 @@ impl Sae for BatchTopK {
     fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
         sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
         let (pre, norm) = self.hidden_pre(batch.x.clone());
-        let codes = SparseCodes::dense(self.activate(pre.clone())).with_row_norm(norm);
+        let codes = SparseCodes::dense(self.select(pre.clone(), ctx)).with_row_norm(norm);
         let output = self.decode(&codes)?;
         let terms = self.base_terms(&pre, &output, batch, ctx)?;
         Ok(TrainOutput::from_terms(terms, codes, output))

@@ -101,7 +101,7 @@ impl Sae for Matryoshka {
         let inner = self.synced();
         sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
         let (pre, norm) = inner.hidden_pre(batch.x.clone());
-        let codes = SparseCodes::dense(inner.activate(pre.clone())).with_row_norm(norm);
+        let codes = SparseCodes::dense(inner.select(pre.clone(), ctx)).with_row_norm(norm);
         let prefixes = self.prefix_decodes(&inner, &codes);
         let output = prefixes.last().cloned().unwrap_or_else(|| batch.x.zeros_like());
         let target = batch.target(&self.cfg)?;

@@ -123,6 +123,16 @@ pub fn batchtopk_keeps_exactly_k_times_batch(device: &Device) {
     let codes = sae.encode(random(6, 8, 6, device)).unwrap();
     let total: f32 = host(codes.l0_per_row()).iter().sum();
     assert_eq!(total, 18.0);
+    // `per_row_warmup`: during the sparsity warm-up each row keeps exactly round(k); after it,
+    // the batch keeps k·B in total.
+    let cfg = sae.config().clone().with("per_row_warmup", true);
+    let sae = registry.build(cfg, sae.params().clone(), Path::new("<test>")).unwrap();
+    let batch = sae_core::TrainBatch::autoencode(random(6, 8, 6, device));
+    let warm = sae_core::TrainContext { sparsity_scale: 0.5, ..sae_core::TrainContext::plain() };
+    let out = sae.train_forward(&batch, &warm).unwrap();
+    assert_eq!(host(out.codes.l0_per_row()), vec![3.0; 6]);
+    let out = sae.train_forward(&batch, &sae_core::TrainContext::plain()).unwrap();
+    assert_eq!(host(out.codes.l0_per_row()).iter().sum::<f32>(), 18.0);
 }
 
 /// JumpReLU and step straight-through estimators against a hand-computed case.

@@ -5,6 +5,8 @@
 //! - steering with a decoder direction equal to the embedding of " London" turns the greedy
 //!   continuation of "The capital of France is" away from " Paris." (asserted), towards London.
 
+mod common;
+
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -18,6 +20,8 @@ use sae_lm::generate::{generate_greedy, generate_greedy_uncached, next_token_los
 use sae_lm::intervene::{FeatureEdit, Intervention, Splice};
 use sae_lm::smollm2::SmolLm2;
 use sae_lm::{LanguageModel, LmError};
+
+use common::max_abs;
 
 const HOOK: &str = "blocks.5.hook_resid_post";
 
@@ -56,10 +60,6 @@ fn exact_sae(d: usize) -> Box<dyn Sae> {
 
 fn logits(m: &SmolLm2, ids: &[u32], hooks: &mut dyn sae_core::hooks::Hooks) -> Vec<f32> {
     m.forward(&[ids.to_vec()], hooks).unwrap().into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! The model comes from the pinned asset, fetched into the cache if it is not there yet.
 //! Bad input: an unknown hook (lists the valid ones), a truncated weights file, a missing asset.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use burn::tensor::Device;
 use sae_core::format::npy::read_npy;
@@ -14,21 +16,10 @@ use sae_data::assets::{AssetCache, catalog};
 use sae_lm::minilm::MiniLm;
 use sae_lm::{LanguageModel, LmError};
 
+use common::{fixtures, host, max_abs};
+
 fn model_dir() -> PathBuf {
     AssetCache::from_env().fetch(&catalog::MINILM, |l| eprintln!("{l}")).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/lm")
-}
-
-fn host(t: &HookTensor) -> Vec<f32> {
-    t.flat_rows().into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
 #[test]

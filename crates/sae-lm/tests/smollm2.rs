@@ -6,7 +6,9 @@
 //! continuation. Also: norm folding and frozen scales, partial forwards, every hook point in
 //! order, a truncated GGUF file, an unknown hook.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
@@ -17,6 +19,8 @@ use sae_lm::generate::{generate_greedy, next_token_loss};
 use sae_lm::smollm2::SmolLm2;
 use sae_lm::{LanguageModel, LmError};
 
+use common::{fixtures, host, max_abs};
+
 fn model_dir() -> PathBuf {
     AssetCache::from_env().fetch(&catalog::SMOLLM2, |l| eprintln!("{l}")).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -26,25 +30,12 @@ fn model() -> &'static SmolLm2 {
     M.get_or_init(|| SmolLm2::load(&model_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf"), &Device::flex()).unwrap())
 }
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/lm")
-}
-
 fn meta() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(fixtures().join("smollm2.json")).unwrap()).unwrap()
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect()
-}
-
-fn host(t: &HookTensor) -> Vec<f32> {
-    t.flat_rows().into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
 #[test]
