@@ -11,12 +11,12 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 use sae_core::format::npy::read_npy;
-use sae_core::hooks::{Capture, HookTensor, NoHooks};
+use sae_core::hooks::{Capture, NoHooks};
 use sae_data::assets::{AssetCache, catalog};
 use sae_lm::minilm::MiniLm;
 use sae_lm::{LanguageModel, LmError};
 
-use common::{fixtures, host, max_abs};
+use common::{Seen, fixtures, host, max_abs};
 
 fn model_dir() -> PathBuf {
     AssetCache::from_env().fetch(&catalog::MINILM, |l| eprintln!("{l}")).unwrap_or_else(|e| panic!("{e}"))
@@ -56,16 +56,6 @@ fn minilm_matches_transformers_and_the_published_cosines() {
         assert!((c as f64 - meta["cosine"][a][b].as_f64().unwrap()).abs() < 1e-3, "pair {a}/{b}: {c}");
     }
     // Every hook point is called, in forward order, with the documented shapes.
-    struct Seen(Vec<(String, Vec<usize>)>);
-    impl sae_core::hooks::Hooks for Seen {
-        fn wants(&self, _: &str) -> bool {
-            true
-        }
-        fn at(&mut self, name: &str, x: HookTensor) -> sae_core::Result<HookTensor> {
-            self.0.push((name.to_string(), x.dims()));
-            Ok(x)
-        }
-    }
     let mut seen = Seen(Vec::new());
     let out = model.forward(&[vec![101, 2158, 102]], &mut seen).unwrap();
     assert_eq!(seen.0.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), model.hook_names());

@@ -19,7 +19,7 @@ use sae_lm::generate::{generate_greedy, next_token_loss};
 use sae_lm::smollm2::SmolLm2;
 use sae_lm::{LanguageModel, LmError};
 
-use common::{fixtures, host, max_abs};
+use common::{Seen, fixtures, host, max_abs};
 
 fn model_dir() -> PathBuf {
     AssetCache::from_env().fetch(&catalog::SMOLLM2, |l| eprintln!("{l}")).unwrap_or_else(|e| panic!("{e}"))
@@ -139,16 +139,6 @@ fn partial_forward_hook_order_and_bad_input() {
     m.forward(std::slice::from_ref(&tokens), &mut capture).unwrap();
     let part = m.forward_blocks(std::slice::from_ref(&tokens), &mut NoHooks, 4).unwrap();
     assert_eq!(host(&HookTensor::D3(part)), host(capture.get("blocks.3.hook_resid_post").unwrap()));
-    struct Seen(Vec<(String, Vec<usize>)>);
-    impl sae_core::hooks::Hooks for Seen {
-        fn wants(&self, _: &str) -> bool {
-            true
-        }
-        fn at(&mut self, name: &str, x: HookTensor) -> sae_core::Result<HookTensor> {
-            self.0.push((name.to_string(), x.dims()));
-            Ok(x)
-        }
-    }
     let mut seen = Seen(Vec::new());
     let out = m.forward(&[vec![1, 2, 3], vec![4, 5, 6]], &mut seen).unwrap();
     assert_eq!(out.dims(), [2, 3, 49152]);

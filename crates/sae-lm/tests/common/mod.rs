@@ -20,3 +20,16 @@ pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
+
+/// Records every hook point a forward pass calls, with the activation's shape.
+pub struct Seen(pub Vec<(String, Vec<usize>)>);
+
+impl sae_core::hooks::Hooks for Seen {
+    fn wants(&self, _: &str) -> bool {
+        true
+    }
+    fn at(&mut self, name: &str, x: HookTensor) -> sae_core::Result<HookTensor> {
+        self.0.push((name.to_string(), x.dims()));
+        Ok(x)
+    }
+}
