@@ -46,7 +46,7 @@ pub fn generate_greedy(model: &dyn LanguageModel, prompt: &[u32], max_tokens: us
         if Some(next) == model.eos_token() || out.len() == max_tokens || cache.len() + 1 >= model.max_positions() {
             return Ok(out);
         }
-        let logits = model.next_logits_cached(&[next], &mut cache, hooks).expect("the model produced a cache")?;
+        let logits = model.next_logits_cached(&[next], &mut cache, hooks).ok_or_else(|| LmError::Input(format!("{} stopped offering its key/value cache", model.name())))??;
         next = argmax(logits)?;
     }
 }

@@ -25,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod dequant;
 pub mod downstream;
 pub mod error;
 pub mod generate;
