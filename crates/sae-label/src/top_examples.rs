@@ -164,7 +164,9 @@ pub fn top_examples(sae: &dyn Sae, store: &ActivationStore, rows: u64, features:
             let first = row.saturating_sub(before as u64);
             let last = (row + after as u64 + 1).min(store.len());
             let toks = store.read_tokens(first, (last - first) as usize)?.unwrap_or_default();
-            let centre_seq = toks[(row - first) as usize].seq;
+            let Some(centre_seq) = toks.get((row - first) as usize).map(|t| t.seq) else {
+                return Err(LabelError::Input(format!("{}: no token stored for row {row}", store.dir().display())));
+            };
             let keep: Vec<usize> = (0..toks.len()).filter(|&i| toks[i].seq == centre_seq).collect();
             let mut acts = Vec::new();
             store.read_rows(first, (last - first) as usize, &mut acts)?;
