@@ -149,12 +149,7 @@ impl BatchTopK {
 
     /// EMA update of the threshold from the smallest positive activation of a step.
     pub(crate) fn update_threshold(&mut self, out: &TrainOutput) {
-        let acts = out.codes.to_dense().detach();
-        let positive = acts.clone().greater_elem(0.0);
-        if !positive.clone().any().into_scalar::<bool>() {
-            return;
-        }
-        let min_pos = acts.mask_fill(positive.bool_not(), f32::INFINITY).min().into_scalar::<f32>() as f64;
+        let Some(min_pos) = smallest_positive(out) else { return };
         let lr = self.hyper.topk_threshold_lr;
         let updated = (1.0 - lr) * self.threshold() as f64 + lr * min_pos;
         let device = self.params.vector("topk_threshold").device();
@@ -178,6 +173,17 @@ impl BatchTopK {
         }
         (cfg, params)
     }
+}
+
+/// The smallest positive activation of a training step's codes, or `None` when none fired:
+/// what the BatchTopK threshold (and JumpReLU's TopK warm-up) follow.
+pub(crate) fn smallest_positive(out: &TrainOutput) -> Option<f64> {
+    let acts = out.codes.to_dense().detach();
+    let positive = acts.clone().greater_elem(0.0);
+    if !positive.clone().any().into_scalar::<bool>() {
+        return None;
+    }
+    Some(acts.mask_fill(positive.bool_not(), f32::INFINITY).min().into_scalar::<f32>() as f64)
 }
 
 impl Sae for BatchTopK {

@@ -84,7 +84,17 @@ pub struct JumpReluHyper {
     /// the Kaiming rows).
     #[serde(default = "sae_core::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
+    /// Per-row TopK with this many latents while the sparsity warm-up runs
+    /// (`sparsity_warmup_steps`; MSE and AuxK, no L0 term), JumpReLU after it. Meanwhile every
+    /// threshold follows an EMA of the smallest kept activation of each batch (rate
+    /// [`TOPK_WARMUP_THRESHOLD_RATE`]), so the JumpReLU phase starts where the TopK phase fires.
+    /// Off (`None`) by default.
+    #[serde(default)]
+    pub topk_warmup_k: Option<usize>,
 }
+
+/// EMA rate of the thresholds during a TopK warm-up (BatchTopK's `topk_threshold_lr` default).
+pub const TOPK_WARMUP_THRESHOLD_RATE: f64 = 0.01;
 
 /// A JumpReLU SAE or transcoder.
 #[derive(Debug, Clone)]
@@ -141,9 +151,41 @@ impl JumpRelu {
                 Some(t) => ensure(t > 0.0 && t <= cfg.d_sae as f32, origin, "target_l0", || format!("must be in (0, {}], got {t}", cfg.d_sae))?,
             }
         }
+        if let Some(k) = h.topk_warmup_k {
+            ensure(k >= 1 && k <= cfg.d_sae, origin, "topk_warmup_k", || format!("must be in 1..={}, got {k}", cfg.d_sae))?;
+        }
         let mut s = affine::affine_schema(cfg, h.skip_connection);
         s.push(("threshold".into(), vec![cfg.d_sae]));
         Ok(s)
+    }
+
+    /// A training step of the TopK warm-up (`topk_warmup_k`): the `k` largest ReLU'd
+    /// pre-activations per row, MSE, AuxK on the dead latents (weight 1), and an `l0_loss` of
+    /// zero so that the logged terms stay the same.
+    fn topk_warmup_forward(&self, pre: Tensor<2>, norm: Option<sae_core::RowNorm>, k: usize, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
+        let d = pre.dims()[1];
+        let (values, indices) = ops::topk_relu(pre.clone(), k.min(d));
+        let codes = SparseCodes::topk(values, indices, d).with_row_norm(norm);
+        let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
+        let target = batch.target(&self.cfg)?;
+        let mut terms = vec![
+            LossTerm { name: "mse_loss".into(), value: affine::mse_loss(output.clone(), target.clone()) },
+            LossTerm { name: "l0_loss".into(), value: Tensor::zeros([1], &batch.x.device()) },
+        ];
+        if let Some(mask) = &ctx.dead_mask {
+            let aux = affine::auxk_loss(pre, mask, ctx.n_dead, self.params.matrix("W_dec"), target, output.clone(), affine::AuxKNorm::PerRowMean);
+            terms.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux });
+        }
+        Ok(TrainOutput::from_terms(terms, codes, output))
+    }
+
+    /// Moves every threshold towards the smallest positive kept activation of a TopK warm-up
+    /// step (EMA, rate [`TOPK_WARMUP_THRESHOLD_RATE`]).
+    fn follow_smallest_kept(&mut self, out: &TrainOutput) {
+        let Some(min_pos) = crate::batch_topk::smallest_positive(out) else { return };
+        let r = TOPK_WARMUP_THRESHOLD_RATE;
+        let t = self.params.vector("threshold").detach();
+        self.params.set_vector("threshold", t.mul_scalar(1.0 - r).add_scalar(r * min_pos));
     }
 
     /// Freshly initialised parameters (threshold = `jumprelu_init_threshold`).
@@ -179,6 +221,9 @@ impl Sae for JumpRelu {
         sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
         let h = &self.hyper;
         let (pre, norm) = self.hidden_pre(batch.x.clone());
+        if let Some(k) = h.topk_warmup_k.filter(|_| ctx.sparsity_scale < 1.0) {
+            return self.topk_warmup_forward(pre, norm, k, batch, ctx);
+        }
         let threshold = self.params.vector("threshold").unsqueeze_dim(0);
         let acts = jumprelu_ste(pre.clone(), threshold.clone(), h.jumprelu_bandwidth, h.jumprelu_ste_to_input);
         let codes = SparseCodes::dense(acts.clone()).with_row_norm(norm);
@@ -213,7 +258,11 @@ impl Sae for JumpRelu {
         Ok(TrainOutput::from_terms(terms, codes, output))
     }
 
-    fn after_step(&mut self, _out: &TrainOutput) -> Result<()> {
+    fn after_step(&mut self, out: &TrainOutput) -> Result<()> {
+        if matches!(out.codes.values, sae_core::CodeValues::TopK { .. }) {
+            // A TopK warm-up step (the JumpReLU steps' codes are dense).
+            self.follow_smallest_kept(out);
+        }
         let t = self.params.vector("threshold").detach().clamp_min(0.0);
         self.params.set_vector("threshold", t);
         Ok(())

@@ -135,6 +135,33 @@ pub fn batchtopk_keeps_exactly_k_times_batch(device: &Device) {
     assert_eq!(host(out.codes.l0_per_row()).iter().sum::<f32>(), 18.0);
 }
 
+/// JumpReLU's `topk_warmup_k`: during the sparsity warm-up each row keeps exactly k latents and
+/// every threshold moves 1 % of the way to the smallest kept activation; after it, the codes
+/// are JumpReLU's (every pre-activation above its threshold).
+pub fn jumprelu_topk_warmup_keeps_k_then_thresholds(device: &Device) {
+    let registry = sae_arch::registry();
+    let cfg = SaeConfig::new("jumprelu", 8, 40).with("topk_warmup_k", 3).with("jumprelu_init_threshold", 1.0);
+    let sae = registry.init(cfg, device, 5).unwrap();
+    let mut params = sae.params().clone();
+    params.set_vector("b_enc", Tensor::full([40], 50.0, device)); // every pre-activation ≈ 50
+    let mut sae = registry.build(sae.config().clone(), params, Path::new("<test>")).unwrap();
+    let batch = sae_core::TrainBatch::autoencode(random(6, 8, 6, device));
+    let warm = sae_core::TrainContext { sparsity_scale: 0.5, ..sae_core::TrainContext::plain() };
+    let out = sae.train_forward(&batch, &warm).unwrap();
+    assert_eq!(host(out.codes.l0_per_row()), vec![3.0; 6]);
+    let kept = host(out.codes.to_dense());
+    let min_kept = kept.iter().copied().filter(|v| *v > 0.0).fold(f32::INFINITY, f32::min);
+    assert!(min_kept > 40.0, "{min_kept}");
+    sae.after_step(&out).unwrap();
+    let want = 0.99 * 1.0 + 0.01 * min_kept as f64;
+    for t in host(sae.params().vector("threshold")) {
+        assert!((t as f64 - want).abs() < 1e-4, "threshold {t}, want {want}");
+    }
+    // After the warm-up: every latent whose pre-activation (≈ 50) passes its threshold (≈ 1.5).
+    let out = sae.train_forward(&batch, &sae_core::TrainContext::plain()).unwrap();
+    assert_eq!(host(out.codes.l0_per_row()), vec![40.0; 6]);
+}
+
 /// JumpReLU and step straight-through estimators against a hand-computed case.
 pub fn jumprelu_ste_gradients_match_hand_computation(device: &Device) {
     let device = device.clone().autodiff();
@@ -220,6 +247,10 @@ macro_rules! backend_suite {
             #[test]
             fn batchtopk_keeps_exactly_k_times_batch() {
                 super::batchtopk_keeps_exactly_k_times_batch(&device());
+            }
+            #[test]
+            fn jumprelu_topk_warmup_keeps_k_then_thresholds() {
+                super::jumprelu_topk_warmup_keeps_k_then_thresholds(&device());
             }
             #[test]
             fn jumprelu_ste_gradients_match_hand_computation() {

@@ -46,6 +46,72 @@ proptest! {
     }
 }
 
+/// The top-k by definition: every eligible column sorted by value (descending, NaN after every
+/// number, equal values by lower column), the first `k` kept, `(-inf, 0)` padding.
+fn topk_by_full_sort(row: &[f32], k: usize, mask: Option<&[bool]>) -> (Vec<f32>, Vec<i64>) {
+    let mut cols: Vec<usize> = (0..row.len()).filter(|j| mask.is_none_or(|m| m[*j])).collect();
+    cols.sort_by(|&a, &b| match (row[a].is_nan(), row[b].is_nan()) {
+        (false, true) => std::cmp::Ordering::Less,
+        (true, false) => std::cmp::Ordering::Greater,
+        (true, true) => a.cmp(&b),
+        (false, false) => row[b].partial_cmp(&row[a]).unwrap().then(a.cmp(&b)),
+    });
+    let values = (0..k).map(|p| cols.get(p).map_or(f32::NEG_INFINITY, |&j| row[j])).collect();
+    let indices = (0..k).map(|p| cols.get(p).map_or(0, |&j| j as i64)).collect();
+    (values, indices)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Long rows (where the chunk-maxima path runs) with many ties, signed zeros, NaN and
+    /// infinities, with and without an eligibility mask: exactly the full sort's answer,
+    /// including the order of tied values.
+    #[test]
+    fn topk_row_equals_a_full_sort_on_long_rows_with_ties_and_nan(d in 200usize..4000, k in 1usize..200, levels in 1u32..400, nan_frac in 0.0f64..0.05, mask_frac in 0.0f64..1.0, masked in any::<bool>(), seed in any::<u64>()) {
+        let mut rng = SplitMix64::new(seed);
+        let k = k.min(d);
+        let special = [f32::NAN, f32::NEG_INFINITY, f32::INFINITY, -0.0, 0.0];
+        let row: Vec<f32> = (0..d).map(|_| {
+            if rng.next_f64() < nan_frac { special[(rng.next_f64() * 5.0) as usize % 5] }
+            else { (rng.normal() * levels as f32).round() / levels as f32 }
+        }).collect();
+        let mask: Vec<bool> = (0..d).map(|_| rng.next_f64() >= mask_frac).collect();
+        let mask = masked.then_some(&mask[..]);
+        let (mut v, mut i) = (vec![0.0f32; k], vec![0i64; k]);
+        topk_row(&row, k, mask.map_or(Eligible::All, Eligible::Only), &mut v, &mut i);
+        let (rv, ri) = topk_by_full_sort(&row, k, mask);
+        prop_assert_eq!(&i, &ri);
+        prop_assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), rv.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// `scatter_outer` equals the plain loop `out[idx] += c · x[r]` in `(r, j)` order bit for
+    /// bit, at any thread count, with repeated and out-of-range indices.
+    #[test]
+    fn scatter_outer_equals_the_plain_loop_at_any_thread_count(n in 1usize..60, k in 1usize..9, d in 1usize..40, m in 1usize..30, threads in 1usize..6, seed in any::<u64>()) {
+        let mut rng = SplitMix64::new(seed);
+        let c = normals(n * k, seed ^ 1);
+        let x = normals(n * d, seed ^ 2);
+        let idx: Vec<i64> = (0..n * k).map(|_| (rng.next_f64() * (m as f64 + 2.0)) as i64 - 1).collect();
+        let mut want = vec![0.0f32; m * d];
+        for r in 0..n {
+            for j in 0..k {
+                let Ok(t) = usize::try_from(idx[r * k + j]) else { continue };
+                if t >= m { continue; }
+                for col in 0..d {
+                    want[t * d + col] += c[r * k + j] * x[r * d + col];
+                }
+            }
+        }
+        let got = sae_core::ops::host::sparse::scatter_outer(&c, &idx, &x, n, k, d, m, threads).unwrap();
+        prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    }
+}
+
 #[test]
 fn ties_keep_the_lower_column_first_and_nan_ranks_last() {
     let row = [1.0, f32::NAN, 3.0, 3.0, -2.0, 1.0];

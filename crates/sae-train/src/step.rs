@@ -41,7 +41,9 @@ pub fn optimisation_step(sae: &mut dyn Sae, adam: &mut Adam, x: &Tensor<2>, ctx:
     *sae.params_mut() = p.map(|_, t| t.without_autodiff());
     sae.project_gradients(&mut g);
     let grad_norm = clip.map(|c| clip_grad_norm(&mut g, c));
-    let updated = adam.step(sae.params(), &g, lr);
+    // Owned: on the CPU backends Adam then updates the weights and moments in their buffers.
+    let params = std::mem::take(sae.params_mut());
+    let updated = adam.step_owned(params, g, lr);
     *sae.params_mut() = updated;
     sae.after_step(&out)?;
     Ok(StepResult { out, grad_norm })

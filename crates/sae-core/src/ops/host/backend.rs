@@ -7,6 +7,8 @@
 
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, TensorMetadata};
+use std::borrow::Cow;
+
 use burn::tensor::{TensorData, read_sync};
 
 use super::super::kernels::{SparseKernels, dims2};
@@ -23,28 +25,70 @@ fn ints<B: Backend>(t: IntTensor<B>, len: usize) -> Vec<i64> {
     read_sync(B::int_into_data(t)).ok().and_then(|d| d.try_into_vec_as::<i64>().ok()).filter(|v| v.len() == len).unwrap_or_else(|| vec![-1; len])
 }
 
+/// Borrowing the memory of a CPU backend's tensor where its layout allows, so that a kernel
+/// reads the weights in place instead of copying them first.
+trait HostView: Backend {
+    /// The tensor's f32 elements in row-major order, when it is contiguous f32 memory.
+    fn view_floats(_t: &FloatTensor<Self>) -> Option<&[f32]> {
+        None
+    }
+    /// The tensor's i64 elements in row-major order, when it is contiguous i64 memory.
+    fn view_ints(_t: &IntTensor<Self>) -> Option<&[i64]> {
+        None
+    }
+}
+
+#[cfg(feature = "flex")]
+impl HostView for burn::backend::Flex {
+    fn view_floats(t: &FloatTensor<Self>) -> Option<&[f32]> {
+        t.as_slice::<f32>()
+    }
+    fn view_ints(t: &IntTensor<Self>) -> Option<&[i64]> {
+        t.as_slice::<i64>()
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl HostView for burn::backend::NdArray {}
+
+/// The f32 elements of `t` (`len` of them): borrowed in place where the backend allows
+/// ([`HostView`]), else a host copy.
+fn float_slice<B: HostView>(t: &FloatTensor<B>, len: usize) -> Cow<'_, [f32]> {
+    match B::view_floats(t).filter(|s| s.len() == len) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(floats::<B>(t.clone(), len)),
+    }
+}
+
+/// The i64 elements of `t` (`len` of them), borrowed where possible, like [`float_slice`].
+fn int_slice<B: HostView>(t: &IntTensor<B>, len: usize) -> Cow<'_, [i64]> {
+    match B::view_ints(t).filter(|s| s.len() == len) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(ints::<B>(t.clone(), len)),
+    }
+}
 
 /// The kernels' result, or zeros of `len`: the operands were read with exactly the lengths their
-/// shapes give ([`floats`], [`ints`]), so the kernels' length checks cannot fail here.
+/// shapes give ([`float_slice`], [`int_slice`]), so the kernels' length checks cannot fail here.
 fn or_zeros(r: crate::Result<Vec<f32>>, len: usize) -> Vec<f32> {
     r.unwrap_or_else(|_| vec![0.0; len])
 }
 
-fn host_sparse_decode<B: Backend>(coeffs: FloatTensor<B>, indices: IntTensor<B>, rows: FloatTensor<B>) -> FloatTensor<B> {
+fn host_sparse_decode<B: HostView>(coeffs: FloatTensor<B>, indices: IntTensor<B>, rows: FloatTensor<B>) -> FloatTensor<B> {
     let ([n, k], [m, d], device) = (dims2(&coeffs), dims2(&rows), rows.device());
-    let out = or_zeros(sparse::sparse_decode(&floats::<B>(coeffs, n * k), &ints::<B>(indices, n * k), &floats::<B>(rows, m * d), n, k, d, threads()), n * d);
+    let out = or_zeros(sparse::sparse_decode(&float_slice::<B>(&coeffs, n * k), &int_slice::<B>(&indices, n * k), &float_slice::<B>(&rows, m * d), n, k, d, threads()), n * d);
     B::float_from_data(TensorData::new(out, [n, d]), &device)
 }
 
-fn host_gather_dot<B: Backend>(x: FloatTensor<B>, indices: IntTensor<B>, rows: FloatTensor<B>) -> FloatTensor<B> {
+fn host_gather_dot<B: HostView>(x: FloatTensor<B>, indices: IntTensor<B>, rows: FloatTensor<B>) -> FloatTensor<B> {
     let ([n, k], [m, d], device) = (dims2(&indices), dims2(&rows), rows.device());
-    let out = or_zeros(sparse::gather_dot(&floats::<B>(x, n * d), &ints::<B>(indices, n * k), &floats::<B>(rows, m * d), n, k, d, threads()), n * k);
+    let out = or_zeros(sparse::gather_dot(&float_slice::<B>(&x, n * d), &int_slice::<B>(&indices, n * k), &float_slice::<B>(&rows, m * d), n, k, d, threads()), n * k);
     B::float_from_data(TensorData::new(out, [n, k]), &device)
 }
 
-fn host_scatter_outer<B: Backend>(coeffs: FloatTensor<B>, indices: IntTensor<B>, x: FloatTensor<B>, m: usize) -> FloatTensor<B> {
+fn host_scatter_outer<B: HostView>(coeffs: FloatTensor<B>, indices: IntTensor<B>, x: FloatTensor<B>, m: usize) -> FloatTensor<B> {
     let ([n, k], [_, d], device) = (dims2(&coeffs), dims2(&x), x.device());
-    let out = or_zeros(sparse::scatter_outer(&floats::<B>(coeffs, n * k), &ints::<B>(indices, n * k), &floats::<B>(x, n * d), n, k, d, m, threads()), m * d);
+    let out = or_zeros(sparse::scatter_outer(&float_slice::<B>(&coeffs, n * k), &int_slice::<B>(&indices, n * k), &float_slice::<B>(&x, n * d), n, k, d, m, threads()), m * d);
     B::float_from_data(TensorData::new(out, [m, d]), &device)
 }
 

@@ -6,6 +6,7 @@
 //! Only the code that needs raw memory lives here; deciding when to use it is
 //! [`super::topk_encode`]'s job.
 
+pub mod adam;
 mod encode;
 mod backend;
 pub mod gemm;

@@ -6,7 +6,14 @@
 //! is close to a plain read of the row (a full sort, what burn's `topk` does, is `d · log d`).
 //! Each change costs `O(k)`, so for large `k` (AuxK selects `d_in / 2`, e.g. 192) the row is
 //! instead partitioned around its k-th element (`select_nth_unstable`, linear on average) and
-//! only the winners are sorted. Both paths use the same total order, so they agree exactly.
+//! only the winners are sorted.
+//!
+//! Long rows (at least four chunks per wanted element) take a third path, [`by_chunk_maxima`]:
+//! the maximum of every chunk of the row is taken in vector lanes, the `k`-th largest of those
+//! maxima is a value `t` that at least `k` elements reach, so the top-k are among the elements
+//! `≥ t`, which live in at most `k` chunks (plus ties): a vector pass over the row and a
+//! selection among a few hundred candidates, instead of a comparison per element. All paths use
+//! the same total order, so they agree exactly.
 
 use std::cmp::Ordering;
 
@@ -44,7 +51,10 @@ pub fn topk_row(row: &[f32], k: usize, eligible: Eligible<'_>, values: &mut [f32
     if k == 0 {
         return;
     }
-        if k > BUFFER_MAX_K {
+    if by_chunk_maxima(row, k, eligible, values, indices) {
+        return;
+    }
+    if k > BUFFER_MAX_K {
         let mut cand: Vec<(f32, usize)> = row.iter().enumerate().filter(|(j, _)| eligible.allows(*j)).map(|(j, v)| (*v, j)).collect();
         if cand.len() > k {
             cand.select_nth_unstable_by(k - 1, order);
@@ -95,6 +105,60 @@ pub fn topk_row(row: &[f32], k: usize, eligible: Eligible<'_>, values: &mut [f32
     }
     buf.sort_by(order);
     write_sorted(&buf, values, indices);
+}
+
+/// Chunk widths tried by [`by_chunk_maxima`], widest first: a row needs at least
+/// `MIN_CHUNKS_PER_K · k` chunks of the chosen width.
+const CHUNK_WIDTHS: [usize; 3] = [32, 16, 8];
+
+/// Rows with fewer chunks than this many per wanted element use the other paths: the
+/// candidates would cover too much of the row to gain anything.
+const MIN_CHUNKS_PER_K: usize = 4;
+
+/// The top-k of `row` by the maxima of its chunks (module docs). Returns `false`, writing
+/// nothing, when the row is too short for `k` or when fewer than `k` chunks hold an eligible
+/// number (NaN, `-inf` or ineligible columns would then reach the top-k): the caller falls back
+/// to the general paths, which handle those.
+fn by_chunk_maxima(row: &[f32], k: usize, eligible: Eligible<'_>, values: &mut [f32], indices: &mut [i64]) -> bool {
+    let Some(width) = CHUNK_WIDTHS.into_iter().find(|w| row.len() / w >= MIN_CHUNKS_PER_K * k) else { return false };
+    let mut maxima: Vec<f32> = match eligible {
+        Eligible::All => row.chunks(width).map(chunk_max).collect(),
+        Eligible::Only(mask) => row.chunks(width).zip(mask.chunks(width).chain(std::iter::repeat(&[][..]))).map(|(c, m)| masked_chunk_max(c, m)).collect(),
+    };
+    // The k-th largest chunk maximum: k distinct elements reach it, so the k-th largest
+    // element does too.
+    let (_, kth, _) = maxima.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let t = *kth;
+    if t == f32::NEG_INFINITY || t.is_nan() {
+        return false;
+    }
+    let mut cand: Vec<(f32, usize)> = Vec::with_capacity(4 * k);
+    for (c, chunk) in row.chunks(width).enumerate() {
+        if chunk_max(chunk) < t {
+            continue;
+        }
+        let first = c * width;
+        for (o, &v) in chunk.iter().enumerate() {
+            if v >= t && eligible.allows(first + o) {
+                cand.push((v, first + o));
+            }
+        }
+    }
+    if cand.len() < k {
+        // Unreachable (k chunk maxima are eligible numbers ≥ t), kept as a guard.
+        return false;
+    }
+    cand.select_nth_unstable_by(k - 1, order);
+    cand.truncate(k);
+    cand.sort_unstable_by(order);
+    write_sorted(&cand, values, indices);
+    true
+}
+
+/// The largest eligible number in `chunk` (`mask` holds the flags of its columns; a missing
+/// flag is ineligible), or `-inf` when there is none.
+fn masked_chunk_max(chunk: &[f32], mask: &[bool]) -> f32 {
+    chunk.iter().zip(mask).fold(f32::NEG_INFINITY, |m, (&x, &ok)| if ok && x > m { x } else { m })
 }
 
 /// The largest number in `chunk` (NaN ignored; `-inf` when there is none), in eight independent

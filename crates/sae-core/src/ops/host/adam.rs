@@ -1,0 +1,79 @@
+//! One Adam update on host slices, in place, every core: the optimiser step of the CPU
+//! backends in one pass over the parameter, its gradient and the two moments, instead of the
+//! dozen element-wise tensor operations (each a pass over memory and an allocation) of the
+//! portable version in `sae-train`. Same formula, same f32 operations in the same order:
+//!
+//! `m ← β₁·m + (1−β₁)·g`, `v ← β₂·v + (1−β₂)·g²`, `p ← p − lr · (m / c₁) / (√(v / c₂) + ε)`,
+//! where `c₁ = 1 − β₁ᵗ` and `c₂ = 1 − β₂ᵗ` are the bias corrections.
+
+use super::check_len;
+use crate::error::Result;
+
+/// Adam's coefficients for one step, already in the f32 the update computes with (a scalar
+/// given to a burn tensor operation is converted to the tensor's f32 the same way).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamCoefficients {
+    /// β₁.
+    pub beta1: f32,
+    /// 1 − β₁ (computed in f64, then rounded).
+    pub one_minus_beta1: f32,
+    /// β₂.
+    pub beta2: f32,
+    /// 1 − β₂ (computed in f64, then rounded).
+    pub one_minus_beta2: f32,
+    /// Bias correction of the first moment, 1 − β₁ᵗ.
+    pub correction1: f32,
+    /// Bias correction of the second moment, 1 − β₂ᵗ.
+    pub correction2: f32,
+    /// ε.
+    pub eps: f32,
+    /// Learning rate.
+    pub lr: f32,
+}
+
+impl AdamCoefficients {
+    /// The coefficients of step `t` (1-based) from the f64 hyperparameters.
+    pub fn at_step(beta1: f64, beta2: f64, eps: f64, lr: f64, t: u64) -> Self {
+        let t = i32::try_from(t).unwrap_or(i32::MAX);
+        Self {
+            beta1: beta1 as f32,
+            one_minus_beta1: (1.0 - beta1) as f32,
+            beta2: beta2 as f32,
+            one_minus_beta2: (1.0 - beta2) as f32,
+            correction1: (1.0 - beta1.powi(t)) as f32,
+            correction2: (1.0 - beta2.powi(t)) as f32,
+            eps: eps as f32,
+            lr: lr as f32,
+        }
+    }
+}
+
+/// Updates `p`, `m` and `v` in place from the gradient `g` with `threads` threads. The four
+/// slices must have the same length (else a
+/// [`ShapeMismatch`](crate::SaeError::ShapeMismatch), nothing written). Each element's result
+/// depends on that element only, so the thread count does not change it.
+pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: AdamCoefficients, threads: usize) -> Result<()> {
+    let n = p.len();
+    check_len("gradient", g.len(), &[n])?;
+    check_len("first moment", m.len(), &[n])?;
+    check_len("second moment", v.len(), &[n])?;
+    if n == 0 {
+        return Ok(());
+    }
+    let chunk = n.div_ceil(threads.max(1)).max(4096);
+    std::thread::scope(|s| {
+        for (((p, g), m), v) in p.chunks_mut(chunk).zip(g.chunks(chunk)).zip(m.chunks_mut(chunk)).zip(v.chunks_mut(chunk)) {
+            s.spawn(move || update(p, g, m, v, c));
+        }
+    });
+    Ok(())
+}
+
+fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: AdamCoefficients) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = *m * c.beta1 + g * c.one_minus_beta1;
+        *v = *v * c.beta2 + g * g * c.one_minus_beta2;
+        let denom = (*v / c.correction2).sqrt() + c.eps;
+        *p -= *m / c.correction1 / denom * c.lr;
+    }
+}
