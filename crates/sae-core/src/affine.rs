@@ -207,19 +207,25 @@ pub fn affine_schema(cfg: &SaeConfig, skip: bool) -> Vec<(String, Vec<usize>)> {
 
 /// Rescales each decoder row to unit norm (norm + machine epsilon, as sparsify does).
 pub fn normalize_decoder_rows(params: &mut ParamSet) {
-    let w = params.matrix("W_dec");
-    let norms = ops::row_norms(w.clone().detach()).add_scalar(f32::EPSILON).unsqueeze_dim(1);
-    params.set_matrix("W_dec", (w.detach() / norms).detach());
+    // Taken out of the set (order kept) so that the host path owns the only handle and
+    // rescales the rows in place.
+    *params = std::mem::take(params).map(|name, t| match (name, t) {
+        ("W_dec", ParamTensor::Matrix(w)) => ParamTensor::Matrix(ops::normalize_rows(w.detach(), f32::EPSILON)),
+        (_, t) => t,
+    });
 }
 
 /// Removes from each decoder row's gradient its component parallel to the row (assumes unit-norm
 /// rows), so that a step keeps rows on the unit sphere to first order.
 pub fn project_decoder_gradient(params: &ParamSet, grads: &mut ParamSet) {
-    let Some(ParamTensor::Matrix(g)) = grads.get("W_dec") else { return };
+    if !matches!(grads.get("W_dec"), Some(ParamTensor::Matrix(_))) {
+        return;
+    }
     let w = params.matrix("W_dec").detach();
-    let g = g.clone();
-    let parallel = (g.clone() * w.clone()).sum_dim(1);
-    grads.set_matrix("W_dec", g - w * parallel);
+    *grads = std::mem::take(grads).map(|name, t| match (name, t) {
+        ("W_dec", ParamTensor::Matrix(g)) => ParamTensor::Matrix(ops::project_out_rows(g, &w)),
+        (_, t) => t,
+    });
 }
 
 /// How an architecture treats its input and output: autoencoders centre the input by `b_dec`

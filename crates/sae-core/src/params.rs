@@ -91,6 +91,15 @@ impl ParamTensor {
         }
     }
 
+    /// Takes the gradient of this leaf out of `grads` (without autodiff), so that the caller holds
+    /// the only handle to its buffer.
+    pub fn grad_remove(&self, grads: &mut burn::tensor::Gradients) -> Option<Self> {
+        match self {
+            ParamTensor::Vector(t) => t.grad_remove(grads).map(ParamTensor::Vector),
+            ParamTensor::Matrix(t) => t.grad_remove(grads).map(ParamTensor::Matrix),
+        }
+    }
+
     /// Moves the tensor to `device`.
     pub fn to_device(self, device: &Device) -> Self {
         match self {

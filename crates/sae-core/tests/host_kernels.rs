@@ -148,7 +148,8 @@ fn reference_pre(x: &[f32], w: &[f32], b: &[f32], s: &[f32], n: usize, d_in: usi
 
 #[test]
 fn fused_encode_equals_gemm_then_topk_across_blocks_and_threads() {
-    // 301 rows: three GEMM blocks of 128 on one thread, uneven shares on three threads.
+    // 301 rows: several GEMM blocks on one thread (96 rows with the packed kernel), uneven shares
+    // on three threads.
     let (n, d_in, d_sae, k, k_aux) = (301, 13, 70, 9, 6);
     let x = normals(n * d_in, 1);
     let w = normals(d_in * d_sae, 2);
@@ -231,4 +232,50 @@ fn slices_of_the_wrong_length_are_typed_errors_not_panics() {
     assert_eq!((v, i), ([1.0, f32::NEG_INFINITY], [0, 0]));
     // Out-of-range indices contribute nothing.
     assert_eq!(sparse::sparse_decode(&[2.0, 3.0], &[-1, 9], &[1.0; 4], 1, 2, 2, 1).unwrap(), vec![0.0, 0.0]);
+}
+
+#[test]
+fn host_view_borrows_flex_tensors_with_and_without_autodiff_and_copies_views() {
+    use sae_core::ops::host::HostF32;
+    let device = Device::flex();
+    let values = normals(6 * 5, 11);
+    let t = Tensor::<2>::from_data(TensorData::new(values.clone(), [6, 5]), &device);
+    let plain = HostF32::of(&t);
+    assert!(plain.is_borrowed());
+    assert_eq!(plain.as_slice(), &values[..]);
+    let param = t.clone().autodiff().require_grad();
+    let tracked = HostF32::of(&param);
+    assert!(tracked.is_borrowed(), "an autodiff tensor's inner storage is read in place");
+    assert_eq!(tracked.as_slice(), &values[..]);
+    assert!(HostF32::of(&param.clone().detach()).is_borrowed());
+    // A transposed view is not row-major storage: copied, in the view's order.
+    let tv = HostF32::of(&t.clone().transpose());
+    assert!(!tv.is_borrowed());
+    assert_eq!(tv.as_slice(), &host_f32(t.transpose().into_data())[..]);
+}
+
+#[test]
+fn decoder_row_projection_and_renormalisation_equal_the_portable_ops() {
+    use sae_core::ops::{normalize_rows, normalize_rows_portable, project_out_rows, project_out_rows_portable};
+    let device = Device::flex();
+    // 131 rows: split unevenly over threads; 37 columns.
+    let (rows, cols) = (131, 37);
+    let w = Tensor::<2>::from_data(TensorData::new(normals(rows * cols, 21), [rows, cols]), &device);
+    let unit = normalize_rows(w.clone(), f32::EPSILON);
+    let want_unit = host_f32(normalize_rows_portable(w, f32::EPSILON).into_data());
+    let got_unit = host_f32(unit.clone().into_data());
+    assert!(got_unit.iter().zip(&want_unit).all(|(a, b)| (a - b).abs() < 1e-6));
+    for r in 0..rows {
+        let norm: f32 = got_unit[r * cols..(r + 1) * cols].iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "row {r}: norm {norm}");
+    }
+    let g = Tensor::<2>::from_data(TensorData::new(normals(rows * cols, 22), [rows, cols]), &device);
+    let want = host_f32(project_out_rows_portable(g.clone(), &unit).into_data());
+    let got = host_f32(project_out_rows(g, &unit).into_data());
+    assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5));
+    // What is left is orthogonal to each row.
+    for r in 0..rows {
+        let dot: f32 = (0..cols).map(|c| got[r * cols + c] * got_unit[r * cols + c]).sum();
+        assert!(dot.abs() < 1e-5, "row {r}: {dot}");
+    }
 }

@@ -27,7 +27,7 @@ pub struct Adam {
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 fn moments_on_host<const D: usize>(p: Tensor<D>, g: Tensor<D>, m: Option<Tensor<D>>, v: Option<Tensor<D>>, a: &Adam, lr: f64) -> std::result::Result<Moments<D>, Box<Operands<D>>> {
     use burn::tensor::{DType, TensorData};
-    use sae_core::ops::host::{adam, is_host, threads};
+    use sae_core::ops::host::{HostF32, adam, is_host, threads};
     let device = p.device();
     let shape = p.dims();
     let same_shape = g.dims() == shape && m.as_ref().is_none_or(|m| m.dims() == shape) && v.as_ref().is_none_or(|v| v.dims() == shape);
@@ -36,19 +36,28 @@ fn moments_on_host<const D: usize>(p: Tensor<D>, g: Tensor<D>, m: Option<Tensor<
     }
     let host = |t: Tensor<D>| t.into_data().convert_dtype(DType::F32);
     let zeros = || TensorData::new(vec![0.0f32; shape.iter().product::<usize>()], shape);
-    let (mut pd, gd) = (host(p), host(g));
+    // A matrix gradient stored transposed (`W_enc`'s, from the sparse backward) is read in place
+    // in that layout rather than copied into the parameter's.
+    let transposed = if D == 2 && HostF32::borrowed(&g).is_none() { HostF32::borrowed(&g.clone().swap_dims(0, 1)) } else { None };
+    let mut pd = host(p);
     let (mut md, mut vd) = (m.map_or_else(zeros, host), v.map_or_else(zeros, host));
     let c = adam::AdamCoefficients::at_step(a.beta1, a.beta2, a.eps, lr, a.step);
-    let done = match (pd.as_mut_slice::<f32>(), gd.as_slice::<f32>(), md.as_mut_slice::<f32>(), vd.as_mut_slice::<f32>()) {
-        (Ok(ps), Ok(gs), Ok(ms), Ok(vs)) => adam::adam_update(ps, gs, ms, vs, c, threads()).is_ok(),
-        _ => false,
+    let (done, g) = match (pd.as_mut_slice::<f32>(), md.as_mut_slice::<f32>(), vd.as_mut_slice::<f32>()) {
+        (Ok(ps), Ok(ms), Ok(vs)) => match &transposed {
+            Some(gt) => (adam::adam_update_transposed(ps, gt.as_slice(), ms, vs, shape[0], shape[1], c, threads()).is_ok(), g),
+            None => {
+                let gv = HostF32::of(&g);
+                (adam::adam_update(ps, gv.as_slice(), ms, vs, c, threads()).is_ok(), g)
+            }
+        },
+        _ => (false, g),
     };
     let tensor = |d: TensorData| Tensor::<D>::from_data(d, &device);
     if done {
         Ok((tensor(pd), tensor(md), tensor(vd)))
     } else {
         // Unreachable for f32 data of equal shapes (checked above); the portable path decides.
-        Err(Box::new((tensor(pd), tensor(gd), Some(tensor(md)), Some(tensor(vd)))))
+        Err(Box::new((tensor(pd), g, Some(tensor(md)), Some(tensor(vd)))))
     }
 }
 
@@ -162,6 +171,7 @@ pub fn clip_grad_norm(grads: &mut ParamSet, max_norm: f64) -> f64 {
 mod tests {
     use super::*;
     use burn::tensor::{Device, TensorData};
+    use sae_core::ops::host::HostF32;
     use sae_core::params::host_f32;
     use sae_core::rng::SplitMix64;
 
@@ -172,7 +182,8 @@ mod tests {
     }
 
     /// The one-pass host update gives the portable tensor-op update's numbers, bit for bit,
-    /// over several steps (moments carried over), at an odd size split over threads.
+    /// over several steps (moments carried over), at an odd size split over threads, with the
+    /// gradient stored in the parameter's layout or transposed.
     #[test]
     fn host_update_equals_the_portable_update_bit_for_bit() {
         let device = Device::flex();
@@ -184,7 +195,13 @@ mod tests {
         let (mut m_host, mut v_host): (Option<Tensor<2>>, Option<Tensor<2>>) = (None, None);
         for step in 0..5u64 {
             adam.step = step + 1;
-            let g = random(shape, 100 + step, &device).mul_scalar(0.1 + step as f64);
+            // Odd steps: the gradient is a transposed view (as `W_enc`'s from the sparse backward).
+            let scale = 0.1 + step as f64;
+            let g = match step % 2 {
+                0 => random(shape, 100 + step, &device).mul_scalar(scale),
+                _ => random([shape[1], shape[0]], 100 + step, &device).mul_scalar(scale).transpose(),
+            };
+            assert_eq!(HostF32::of(&g).is_borrowed(), step % 2 == 0, "step {step}: the layout under test");
             let lr = 1e-3 * (step + 1) as f64;
             let (p, m, v) = moments_on_host(p_host, g.clone(), m_host, v_host, &adam, lr).map_err(|_| "not on the host").expect("Flex is a host backend");
             (p_host, m_host, v_host) = (p, Some(m), Some(v));

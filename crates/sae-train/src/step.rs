@@ -30,13 +30,16 @@ pub fn optimisation_step(sae: &mut dyn Sae, adam: &mut Adam, x: &Tensor<2>, ctx:
             return Err(e.into());
         }
     };
-    let grads = out.loss.backward();
+    let mut grads = out.loss.backward();
     let mut g = ParamSet::new();
     for (name, t) in sae.params().iter() {
-        if let Some(gr) = t.grad(&grads) {
+        // Removed, not cloned: the gradient buffers then have one owner, and the projection and
+        // Adam update them in place on the CPU backends.
+        if let Some(gr) = t.grad_remove(&mut grads) {
             g.insert(name, gr);
         }
     }
+    drop(grads);
     let p = std::mem::take(sae.params_mut());
     *sae.params_mut() = p.map(|_, t| t.without_autodiff());
     sae.project_gradients(&mut g);

@@ -70,6 +70,10 @@ pub struct BenchArgs {
     /// Seed of weights, inputs and the dead set.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Distinct input batches cycled through (4, as the baselines; 1 measures a step's memory
+    /// with one batch resident).
+    #[arg(long, default_value_t = 4)]
+    pool: usize,
 }
 
 /// Runs `sae bench`.
@@ -80,7 +84,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         Mode::Encode => BenchMode::Encode,
         Mode::Encdec => BenchMode::EncDec,
     };
-    let spec = BenchSpec { d_in: a.d_in, d_sae: a.d_sae, k: a.k, batch: a.batch, dead_frac: a.dead_frac, warmup: a.warmup, reps: a.reps, seed: a.seed, ..BenchSpec::new(&arch, mode) };
+    let spec = BenchSpec { d_in: a.d_in, d_sae: a.d_sae, k: a.k, batch: a.batch, dead_frac: a.dead_frac, warmup: a.warmup, reps: a.reps, seed: a.seed, pool: a.pool, ..BenchSpec::new(&arch, mode) };
     let device = a.backend.device()?;
     let backend = format!("{:?}", a.backend).to_lowercase();
     let report = run_bench(&spec, &device, &backend, &sae_arch::registry())?;

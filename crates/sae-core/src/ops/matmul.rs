@@ -15,10 +15,9 @@ pub fn matmul(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
         let (da, db) = (a.device(), b.device());
         if host::is_host(&da) && !da.is_autodiff() && !db.is_autodiff() && !super::portable_only() {
             let ([m, k], [_, n]) = (a.dims(), b.dims());
-            let av = crate::params::host_f32(a.clone().into_data());
-            let bv = crate::params::host_f32(b.clone().into_data());
+            let (av, bv) = (host::HostF32::of(&a), host::HostF32::of(&b));
             // Lengths come from the tensors' shapes; on a mismatch burn's matmul reports it.
-            if let Ok(out) = host::gemm::matmul(&av, m, &bv, k, n, host::threads()) {
+            if let Ok(out) = host::gemm::matmul(av.as_slice(), m, bv.as_slice(), k, n, host::threads()) {
                 return Tensor::from_data(burn::tensor::TensorData::new(out, [m, n]), &da);
             }
         }
@@ -50,9 +49,9 @@ pub fn dense_encode(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, activation: &Dense
         if plain(device.clone()) && plain(w.device()) && plain(b.device()) && threshold.is_none_or(|t| plain(t.device())) {
             let ([m, k], [_, n]) = (x.dims(), w.dims());
             let host = |t: burn::tensor::TensorData| crate::params::host_f32(t);
-            let (xv, wv, bv) = (host(x.clone().into_data()), host(w.clone().into_data()), host(b.clone().into_data()));
+            let (xv, wv, bv) = (host::HostF32::of(&x), host::HostF32::of(&w), host(b.clone().into_data()));
             let tv = threshold.map(|t| host(t.clone().into_data()));
-            let out = host::gemm::matmul_then(&xv, m, &wv, k, n, host::threads(), |row| match &tv {
+            let out = host::gemm::matmul_then(xv.as_slice(), m, wv.as_slice(), k, n, host::threads(), |row| match &tv {
                 Some(t) => row.iter_mut().zip(&bv).zip(t).for_each(|((p, b), t)| {
                     let v = *p + b;
                     *p = if v > *t { v.max(0.0) } else { 0.0 };

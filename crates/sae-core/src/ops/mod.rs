@@ -10,11 +10,13 @@ pub mod host;
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda"))]
 pub mod kernels;
 mod matmul;
+mod rows;
 mod select;
 mod sparse_decode;
 mod topk_encode;
 
 pub use matmul::{DenseActivation, dense_encode, matmul};
+pub use rows::{normalize_rows, normalize_rows_portable, project_out_rows, project_out_rows_portable};
 pub use select::{batch_topk, groupmax, topk_relu};
 pub use sparse_decode::{sparse_decode, sparse_decode_portable};
 pub use topk_encode::{AuxSelect, LinearEncoder, TopKSelection, topk_encode};

@@ -175,16 +175,17 @@ fn select_on_host(xc: &Tensor<2>, enc: &LinearEncoder, k: usize, aux: Option<Aux
     let [n, d_in] = xc.dims();
     let d_sae = enc.w_enc.dims()[1];
     let device = xc.device();
-    let x = host_f32(xc.clone().detach().into_data());
-    let w = host_f32(enc.w_enc.clone().detach().into_data());
+    let x = host::HostF32::of(xc);
+    let w = host::HostF32::of(&enc.w_enc);
+    let (x, w) = (x.as_slice(), w.as_slice());
     let b = host_f32(enc.b_enc.clone().detach().into_data());
     let s = enc.scale.as_ref().map(|s| host_f32(s.clone().detach().into_data()));
     let dead = aux.map(|a| host_f32(a.dead.clone().float().into_data()).into_iter().map(|v| v > 0.5).collect::<Vec<bool>>());
-    let host_enc = host::HostEncoder { w_enc: &w, b_enc: &b, scale: s.as_deref(), d_in, d_sae };
+    let host_enc = host::HostEncoder { w_enc: w, b_enc: &b, scale: s.as_deref(), d_in, d_sae };
     let host_aux = aux.zip(dead.as_deref()).map(|(a, eligible)| host::HostAuxSelect { eligible, k: a.k });
     // The slices were read from the tensors with their own shapes, so a length error means a
     // backend returned something unexpected: fall back to the portable path.
-    let Ok(sel) = host::fused_topk_encode(&x, n, &host_enc, k, host_aux, host::threads()) else {
+    let Ok(sel) = host::fused_topk_encode(x, n, &host_enc, k, host_aux, host::threads()) else {
         return select_with_tensor_ops(xc, enc, k, aux);
     };
     let float = |v: Vec<f32>, cols: usize| Tensor::<2>::from_data(TensorData::new(v, [n, cols]), &device);

@@ -69,11 +69,57 @@ pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Ad
     Ok(())
 }
 
+/// [`adam_update`] for a `[rows, cols]` parameter whose gradient is stored transposed, `gt`
+/// `[cols, rows]` (`g[i, j] = gt[j · rows + i]`): the gradient of `W_enc` as the sparse backward
+/// produces it, one row per latent. Read in 16 × 64 tiles, so neither side is copied into the
+/// other's layout; the same operations per element as [`adam_update`], so the same results.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_update_transposed(p: &mut [f32], gt: &[f32], m: &mut [f32], v: &mut [f32], rows: usize, cols: usize, c: AdamCoefficients, threads: usize) -> Result<()> {
+    check_len("parameter", p.len(), &[rows, cols])?;
+    check_len("gradient", gt.len(), &[cols, rows])?;
+    check_len("first moment", m.len(), &[rows, cols])?;
+    check_len("second moment", v.len(), &[rows, cols])?;
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    const TILE_ROWS: usize = 16;
+    const TILE_COLS: usize = 64;
+    let rows_per = rows.div_ceil(threads.max(1)).next_multiple_of(TILE_ROWS);
+    let span = rows_per * cols;
+    std::thread::scope(|s| {
+        for (t, ((p, m), v)) in p.chunks_mut(span).zip(m.chunks_mut(span)).zip(v.chunks_mut(span)).enumerate() {
+            s.spawn(move || {
+                let first = t * rows_per;
+                let mine = p.len() / cols;
+                for i0 in (0..mine).step_by(TILE_ROWS) {
+                    let i1 = (i0 + TILE_ROWS).min(mine);
+                    for j0 in (0..cols).step_by(TILE_COLS) {
+                        let j1 = (j0 + TILE_COLS).min(cols);
+                        for i in i0..i1 {
+                            let at = i * cols;
+                            for j in j0..j1 {
+                                let g = gt[j * rows + first + i];
+                                update_one(&mut p[at + j], g, &mut m[at + j], &mut v[at + j], c);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+#[inline(always)]
+fn update_one(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, c: AdamCoefficients) {
+    *m = *m * c.beta1 + g * c.one_minus_beta1;
+    *v = *v * c.beta2 + g * g * c.one_minus_beta2;
+    let denom = (*v / c.correction2).sqrt() + c.eps;
+    *p -= *m / c.correction1 / denom * c.lr;
+}
+
 fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: AdamCoefficients) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        *m = *m * c.beta1 + g * c.one_minus_beta1;
-        *v = *v * c.beta2 + g * g * c.one_minus_beta2;
-        let denom = (*v / c.correction2).sqrt() + c.eps;
-        *p -= *m / c.correction1 / denom * c.lr;
+        update_one(p, g, m, v, c);
     }
 }

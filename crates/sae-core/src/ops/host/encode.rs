@@ -1,15 +1,16 @@
 //! The TopK encoder fused on the CPU: GEMM, bias, column scale and top-k selection, one block of
 //! rows at a time, so the dense `[n, d_sae]` pre-activations never exist in full.
 //!
-//! Each thread owns a contiguous range of rows and a block-of-rows × `d_sae` scratch buffer. For
-//! each block it runs one single-threaded GEMM (the `gemm` crate, the kernels burn's Flex
-//! backend uses, with runtime AVX2/AVX-512 dispatch), adds `b_enc`, multiplies by the column
-//! scale, and selects the top-k of every row while the block is still in cache. Splitting rows
+//! `W_enc` is packed once per call and shared (the AVX2 + FMA kernel of [`super::packed`]; where
+//! the CPU lacks them, the `gemm` crate's kernels with their run-time dispatch). Each thread owns
+//! a contiguous range of rows and a block-of-rows × `d_sae` scratch buffer. For each block it
+//! runs one single-threaded GEMM, adds `b_enc`, multiplies by the column scale, and selects the
+//! top-k of every row while the block is still in cache. Splitting rows
 //! between threads, rather than letting the GEMM split its columns, keeps the selection parallel
 //! too and needs no synchronisation.
 
 use super::check_len;
-use super::gemm::{BLOCK_BYTES, gemm_rows};
+use super::gemm::Rhs;
 use crate::error::Result;
 use super::select::{Eligible, topk_row};
 
@@ -53,8 +54,9 @@ pub struct HostSelections {
 }
 
 /// Encodes `x` `[n, d_in]` and selects the `k` largest pre-activations per row (and the
-/// auxiliary selection, when given) with `threads` threads. Allocates at most 24 MiB of scratch
-/// per thread (a block of rows × `d_sae`), never `n × d_sae` at once for large `n`. Slices of the
+/// auxiliary selection, when given) with `threads` threads. Allocates a block of rows × `d_sae`
+/// of scratch per thread (96 rows, at most 4 MiB, with the packed AVX2 kernel; 24 MiB with the
+/// `gemm` crate's), never `n × d_sae` at once for large `n`, plus the packed `W_enc`. Slices of the
 /// wrong length are a [`ShapeMismatch`](crate::SaeError::ShapeMismatch).
 pub fn fused_topk_encode(x: &[f32], n: usize, enc: &HostEncoder<'_>, k: usize, aux: Option<HostAuxSelect<'_>>, threads: usize) -> Result<HostSelections> {
     let (d_in, d_sae) = (enc.d_in, enc.d_sae);
@@ -78,6 +80,7 @@ pub fn fused_topk_encode(x: &[f32], n: usize, enc: &HostEncoder<'_>, k: usize, a
     if n == 0 || k == 0 {
         return Ok(out);
     }
+    let rhs = Rhs::new(enc.w_enc, d_in, d_sae, threads);
     let rows_per = n.div_ceil(threads.max(1)).max(1);
     let HostSelections { values, indices, aux_values, aux_indices } = &mut out;
     std::thread::scope(|s| {
@@ -88,7 +91,8 @@ pub fn fused_topk_encode(x: &[f32], n: usize, enc: &HostEncoder<'_>, k: usize, a
             .zip(chunks_or_empty(aux_indices, rows_per * k_aux))
             .zip(chunks_or_repeat(x, rows_per * d_in));
         for ((((vals, idx), aux_vals), aux_idx), rows) in parts {
-            s.spawn(move || encode_rows(rows, enc, k, aux, Outputs { vals, idx, aux_vals, aux_idx }));
+            let rhs = &rhs;
+            s.spawn(move || encode_rows(rows, rhs, enc, k, aux, Outputs { vals, idx, aux_vals, aux_idx }));
         }
     });
     Ok(out)
@@ -112,17 +116,18 @@ fn chunks_or_repeat<T>(v: &[T], size: usize) -> Box<dyn Iterator<Item = &[T]> + 
     if size == 0 { Box::new(std::iter::repeat(&v[..0])) } else { Box::new(v.chunks(size)) }
 }
 
-fn encode_rows(rows: &[f32], enc: &HostEncoder<'_>, k: usize, aux: Option<HostAuxSelect<'_>>, out: Outputs<'_>) {
+fn encode_rows(rows: &[f32], rhs: &Rhs<'_>, enc: &HostEncoder<'_>, k: usize, aux: Option<HostAuxSelect<'_>>, out: Outputs<'_>) {
     let (d_in, d_sae) = (enc.d_in, enc.d_sae);
     let n = out.vals.len() / k; // k ≥ 1: checked by the caller
     let k_aux = aux.map_or(0, |a| a.k);
-    let block_rows = (BLOCK_BYTES / (4 * d_sae.max(1))).max(8);
+    let block_rows = rhs.block_rows(d_sae);
     let mut pre = vec![0.0f32; block_rows.min(n) * d_sae];
+    let mut a_pack = Vec::new();
     let mut start = 0;
     while start < n {
         let m = block_rows.min(n - start);
         let block = &mut pre[..m * d_sae];
-        gemm_rows(&rows[start * d_in..(start + m) * d_in], m, enc.w_enc, d_in, d_sae, block);
+        rhs.mul_rows(&rows[start * d_in..(start + m) * d_in], m, block, &mut a_pack);
         for (r, row) in block.chunks_mut(d_sae).enumerate() {
             match enc.scale {
                 Some(scale) => row.iter_mut().zip(enc.b_enc).zip(scale).for_each(|((p, b), s)| *p = (*p + b) * s),

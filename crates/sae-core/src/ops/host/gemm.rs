@@ -1,5 +1,6 @@
 //! Dense f32 GEMM on host slices with the `gemm` crate's kernels (the ones burn's Flex backend
-//! uses, with run-time AVX2 / AVX-512 dispatch), split by rows over threads.
+//! uses, with run-time AVX2 / AVX-512 dispatch) or, on x86-64 with AVX2 and FMA, the packed
+//! kernel of [`super::packed`], split by rows over threads.
 //!
 //! Why not Flex's own matmul: it hands the whole product to the `gemm` crate's rayon
 //! parallelism, which at the SAE shape (`[4096, 384] · [384, 6144]`) took 390–490 ms on this
@@ -11,6 +12,8 @@
 /// d_sae 6144, 2 threads, 4096 rows, a fused TopK encode took 486 / 360 / 314 / 296 / 483 ms with
 /// blocks of 32 / 128 / 512 / 1024 / 2048 rows. 24 MiB is 1024 rows at 6144 columns.
 pub const BLOCK_BYTES: usize = 24 << 20;
+
+use super::packed::PackedRhs;
 
 /// `dst [m, n] = a [m, k] · b [k, n]`, row-major, single-threaded. `dst` is only written.
 pub(super) fn gemm_rows(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, dst: &mut [f32]) {
@@ -47,9 +50,50 @@ pub(super) fn gemm_rows(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, dst:
     }
 }
 
-/// `a [m, k] · b [k, n]` with `threads` threads, each computing its own rows in blocks of at
-/// most [`BLOCK_BYTES`] of output. Allocates the `m × n` result. Slices of the wrong length are a
-/// [`ShapeMismatch`](crate::SaeError::ShapeMismatch).
+/// The right-hand side of the host GEMMs: packed once for the AVX2 kernel where the CPU has it
+/// ([`PackedRhs`]), else the plain row-major slice for the `gemm` crate.
+pub(super) enum Rhs<'a> {
+    /// Packed in 16-column panels, shared by every thread.
+    Packed(PackedRhs),
+    /// Row-major `[k, n]`.
+    Plain(&'a [f32], usize, usize),
+}
+
+impl<'a> Rhs<'a> {
+    /// `b` `[k, n]` prepared for [`Rhs::mul_rows`], packed with `threads` threads where possible.
+    /// `SAE_GEMM=crate` keeps the `gemm` crate's kernels (for comparisons).
+    pub(super) fn new(b: &'a [f32], k: usize, n: usize, threads: usize) -> Self {
+        let crate_only = std::env::var("SAE_GEMM").is_ok_and(|v| v == "crate");
+        match PackedRhs::new(b, k, n, threads).filter(|_| !crate_only) {
+            Some(p) => Rhs::Packed(p),
+            None => Rhs::Plain(b, k, n),
+        }
+    }
+
+    /// Rows per call of [`Rhs::mul_rows`]: 96 with the packed kernel (≤ 4 MiB of output), else
+    /// [`BLOCK_BYTES`] of output, at least 8.
+    pub(super) fn block_rows(&self, n: usize) -> usize {
+        match self {
+            Rhs::Packed(_) => (PACKED_BLOCK_BYTES / (4 * n.max(1))).clamp(6, 96),
+            Rhs::Plain(..) => (BLOCK_BYTES / (4 * n.max(1))).max(8),
+        }
+    }
+
+    /// `dst [m, n] = a [m, k] · b`, single-threaded; `a_pack` is reusable scratch.
+    pub(super) fn mul_rows(&self, a: &[f32], m: usize, dst: &mut [f32], a_pack: &mut Vec<f32>) {
+        match self {
+            Rhs::Packed(p) => p.mul_rows(a, m, dst, a_pack),
+            Rhs::Plain(b, k, n) => gemm_rows(a, m, b, *k, *n, dst),
+        }
+    }
+}
+
+/// Most output per thread and call with the packed kernel.
+const PACKED_BLOCK_BYTES: usize = 4 << 20;
+
+/// `a [m, k] · b [k, n]` with `threads` threads, each computing its own rows in blocks (96 rows
+/// with the packed AVX2 kernel, else at most [`BLOCK_BYTES`] of output). Allocates the `m × n`
+/// result. Slices of the wrong length are a [`ShapeMismatch`](crate::SaeError::ShapeMismatch).
 pub fn matmul(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: usize) -> crate::Result<Vec<f32>> {
     matmul_then(a, m, b, k, n, threads, |_| {})
 }
@@ -63,21 +107,65 @@ pub fn matmul_then(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: 
     if m == 0 || n == 0 {
         return Ok(out);
     }
+    let rhs = Rhs::new(b, k, n, threads);
     let rows_per = m.div_ceil(threads.max(1)).max(1);
-    let block = (BLOCK_BYTES / (4 * n)).max(8);
+    let block = rhs.block_rows(n);
     std::thread::scope(|s| {
         for (t, part) in out.chunks_mut(rows_per * n).enumerate() {
             let first = t * rows_per;
-            let epilogue = &epilogue;
+            let (epilogue, rhs) = (&epilogue, &rhs);
             s.spawn(move || {
+                let mut a_pack = Vec::new();
                 for (i, dst) in part.chunks_mut(block * n).enumerate() {
                     let r0 = first + i * block;
                     let rows = dst.len() / n;
-                    gemm_rows(&a[r0 * k..(r0 + rows) * k], rows, b, k, n, dst);
+                    rhs.mul_rows(&a[r0 * k..(r0 + rows) * k], rows, dst, &mut a_pack);
                     dst.chunks_mut(n).for_each(epilogue);
                 }
             });
         }
     });
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PackedRhs, Rhs};
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// Both kernels (the `gemm` crate's and, where the CPU has AVX2 + FMA, the packed one) equal
+    /// an f64 product at shapes that leave partial tiles, partial panels and a partial depth
+    /// block, and write exactly `m × n` floats.
+    #[test]
+    fn both_kernels_equal_an_f64_product_at_odd_shapes() {
+        for (m, k, n) in [(13, 300, 37), (6, 16, 16), (1, 1, 1), (97, 513, 5), (5, 7, 33), (4, 0, 3)] {
+            let (a, b) = (values(m * k, 1), values(k * n, 2));
+            let mut kernels = vec![Rhs::Plain(&b, k, n)];
+            kernels.extend(PackedRhs::new(&b, k, n, 3).map(Rhs::Packed));
+            for rhs in &kernels {
+                let name = if matches!(rhs, Rhs::Packed(_)) { "packed" } else { "gemm crate" };
+                let mut dst = vec![f32::NAN; m * n + 3];
+                rhs.mul_rows(&a, m, &mut dst[..m * n], &mut Vec::new());
+                for r in 0..m {
+                    for j in 0..n {
+                        let want: f64 = (0..k).map(|i| a[r * k + i] as f64 * b[i * n + j] as f64).sum();
+                        let got = dst[r * n + j] as f64;
+                        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{name} ({m},{k},{n}) [{r},{j}]: {got} vs {want}");
+                    }
+                }
+                assert!(dst[m * n..].iter().all(|v| v.is_nan()), "{name} wrote past the output");
+            }
+        }
+    }
 }

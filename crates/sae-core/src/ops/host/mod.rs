@@ -10,11 +10,15 @@ pub mod adam;
 mod encode;
 mod backend;
 pub mod gemm;
+pub mod packed;
+pub mod rows;
 mod select;
 pub mod sparse;
+mod view;
 
 pub use encode::{HostAuxSelect, HostEncoder, HostSelections, fused_topk_encode};
 pub use select::{Eligible, topk_row, topk_rows};
+pub use view::HostF32;
 
 use burn::tensor::Device;
 
