@@ -2,7 +2,8 @@
 //! against the fused `ops::topk_encode`, which is the host kernel on Flex/NdArray), the TopK
 //! encoder's training forward + backward (fused vs dense), sparse decode vs the dense GEMM path,
 //! the three sparse products of `ops::kernels` (host threads on Flex/NdArray, CubeCL on WGPU)
-//! against their portable burn-op versions, and a full TopK forward. Shapes: d_in 384, d_sae 6144, k 32 (the shape), batch 512 so
+//! against their portable burn-op versions (and `scatter_outer` on the AuxK pattern), and a full
+//! TopK forward. Shapes: d_in 384, d_sae 6144, k 32 (the shape), batch 512 so
 //! that one run fits a 2-core machine. Run: `cargo bench -p sae-benches [--features wgpu]`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -25,6 +26,9 @@ fn kernels(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("{name}/kernels"));
         group.sample_size(10);
         group.bench_function("encode_gemm", |b| b.iter(|| x.clone().matmul(w_enc.clone()).into_data()));
+        // `ops::matmul`: the host GEMM on Flex/NdArray (packed AVX2 kernel where the CPU has it),
+        // burn's matmul elsewhere.
+        group.bench_function("encode_gemm_ops", |b| b.iter(|| ops::matmul(x.clone(), w_enc.clone()).into_data()));
         group.bench_function("topk_select", |b| b.iter(|| ops::topk_relu(pre.clone(), K).0.into_data()));
         let enc = ops::LinearEncoder { w_enc: w_enc.clone(), b_enc: normal(1, D_SAE, 5, &device).reshape([D_SAE]), scale: None };
         group.bench_function("topk_encode_fused", |b| b.iter(|| ops::topk_encode(x.clone(), &enc, K, None).values.into_data()));
@@ -63,6 +67,10 @@ fn kernels(c: &mut Criterion) {
             })
         });
         group.bench_function("scatter_outer_kernel", |b| b.iter(|| ops::kernels::scatter_outer(values.clone(), indices.clone(), x.clone(), D_SAE).into_data()));
+        // The AuxK pattern: 192 of 1 536 latents per row, each selected many times per block.
+        let aux_idx = sae_core::ops::topk_relu(normal(BATCH, D_SAE / 4, 7, &device), 192).1.mul_scalar(4);
+        let aux_c = normal(BATCH, 192, 8, &device);
+        group.bench_function("scatter_outer_kernel_auxk", |b| b.iter(|| ops::kernels::scatter_outer(aux_c.clone(), aux_idx.clone(), x.clone(), D_SAE).into_data()));
         group.bench_function("scatter_outer_dense", |b| b.iter(|| codes.to_dense().transpose().matmul(x.clone()).into_data()));
         let sae = sae_arch::registry().init(SaeConfig::new("topk", D_IN, D_SAE).with("k", K), &device, 4).unwrap_or_else(|e| panic!("{e}"));
         group.bench_function("topk_forward", |b| b.iter(|| sae.forward(x.clone()).map(|f| f.output.into_data())));

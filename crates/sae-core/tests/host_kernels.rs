@@ -279,3 +279,42 @@ fn decoder_row_projection_and_renormalisation_equal_the_portable_ops() {
         assert!(dot.abs() < 1e-5, "row {r}: {dot}");
     }
 }
+
+#[test]
+fn sparse_products_over_many_row_blocks_equal_plain_loops_at_any_thread_count() {
+    use sae_core::ops::host::sparse;
+    // 700 rows: several blocks of rows per thread; 23 latents, so each is selected many times
+    // per block (the AuxK pattern); some indices out of range.
+    let (n, k, d, m) = (700, 7, 19, 23);
+    let c = normals(n * k, 31);
+    let x = normals(n * d, 32);
+    let w = normals(m * d, 33);
+    let mut rng = SplitMix64::new(34);
+    let idx: Vec<i64> = (0..n * k).map(|_| (rng.next_f64() * (m as f64 + 2.0)) as i64 - 1).collect();
+    let valid = |i: i64| usize::try_from(i).ok().filter(|l| *l < m);
+    let mut want_scatter = vec![0.0f32; m * d];
+    let mut want_dot = vec![0.0f64; n * k];
+    let mut want_decode = vec![0.0f64; n * d];
+    for r in 0..n {
+        for j in 0..k {
+            let Some(l) = valid(idx[r * k + j]) else { continue };
+            for col in 0..d {
+                want_scatter[l * d + col] += c[r * k + j] * x[r * d + col];
+                want_dot[r * k + j] += x[r * d + col] as f64 * w[l * d + col] as f64;
+                want_decode[r * d + col] += c[r * k + j] as f64 * w[l * d + col] as f64;
+            }
+        }
+    }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let close = |got: &[f32], want: &[f64]| got.iter().zip(want).all(|(g, w)| (*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()));
+    let one_dot = sparse::gather_dot(&x, &idx, &w, n, k, d, 1).unwrap();
+    let one_decode = sparse::sparse_decode(&c, &idx, &w, n, k, d, 1).unwrap();
+    assert!(close(&one_dot, &want_dot));
+    assert!(close(&one_decode, &want_decode));
+    for threads in [1, 2, 3] {
+        let got = sparse::scatter_outer(&c, &idx, &x, n, k, d, m, threads).unwrap();
+        assert_eq!(bits(&got), bits(&want_scatter), "scatter_outer, {threads} threads: same sums in the same order");
+        assert_eq!(bits(&sparse::gather_dot(&x, &idx, &w, n, k, d, threads).unwrap()), bits(&one_dot), "gather_dot, {threads} threads");
+        assert_eq!(bits(&sparse::sparse_decode(&c, &idx, &w, n, k, d, threads).unwrap()), bits(&one_decode), "sparse_decode, {threads} threads");
+    }
+}

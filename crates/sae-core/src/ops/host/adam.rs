@@ -7,6 +7,7 @@
 //! where `c₁ = 1 − β₁ᵗ` and `c₂ = 1 − β₂ᵗ` are the bias corrections.
 
 use super::check_len;
+use super::simd::multiversion;
 use crate::error::Result;
 
 /// Adam's coefficients for one step, already in the f32 the update computes with (a scalar
@@ -82,32 +83,39 @@ pub fn adam_update_transposed(p: &mut [f32], gt: &[f32], m: &mut [f32], v: &mut 
     if rows == 0 || cols == 0 {
         return Ok(());
     }
-    const TILE_ROWS: usize = 16;
-    const TILE_COLS: usize = 64;
     let rows_per = rows.div_ceil(threads.max(1)).next_multiple_of(TILE_ROWS);
     let span = rows_per * cols;
     std::thread::scope(|s| {
         for (t, ((p, m), v)) in p.chunks_mut(span).zip(m.chunks_mut(span)).zip(v.chunks_mut(span)).enumerate() {
-            s.spawn(move || {
-                let first = t * rows_per;
-                let mine = p.len() / cols;
-                for i0 in (0..mine).step_by(TILE_ROWS) {
-                    let i1 = (i0 + TILE_ROWS).min(mine);
-                    for j0 in (0..cols).step_by(TILE_COLS) {
-                        let j1 = (j0 + TILE_COLS).min(cols);
-                        for i in i0..i1 {
-                            let at = i * cols;
-                            for j in j0..j1 {
-                                let g = gt[j * rows + first + i];
-                                update_one(&mut p[at + j], g, &mut m[at + j], &mut v[at + j], c);
-                            }
-                        }
-                    }
-                }
-            });
+            s.spawn(move || update_transposed(p, gt, m, v, rows, cols, t * rows_per, c));
         }
     });
     Ok(())
+}
+
+/// Rows and columns of the tiles [`adam_update_transposed`] reads the gradient in.
+const TILE_ROWS: usize = 16;
+const TILE_COLS: usize = 64;
+
+multiversion! {
+    /// [`adam_update_transposed`] of the parameter rows from `first` on (`p`, `m`, `v` hold just
+    /// those rows).
+    fn update_transposed(p: &mut [f32], gt: &[f32], m: &mut [f32], v: &mut [f32], rows: usize, cols: usize, first: usize, c: AdamCoefficients) {
+        let mine = p.len() / cols;
+        for i0 in (0..mine).step_by(TILE_ROWS) {
+            let i1 = (i0 + TILE_ROWS).min(mine);
+            for j0 in (0..cols).step_by(TILE_COLS) {
+                let j1 = (j0 + TILE_COLS).min(cols);
+                for i in i0..i1 {
+                    let at = i * cols;
+                    for j in j0..j1 {
+                        let g = gt[j * rows + first + i];
+                        update_one(&mut p[at + j], g, &mut m[at + j], &mut v[at + j], c);
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[inline(always)]
@@ -118,8 +126,11 @@ fn update_one(p: &mut f32, g: f32, m: &mut f32, v: &mut f32, c: AdamCoefficients
     *p -= *m / c.correction1 / denom * c.lr;
 }
 
-fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: AdamCoefficients) {
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        update_one(p, g, m, v, c);
+multiversion! {
+    /// The update of one thread's share of the elements.
+    fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: AdamCoefficients) {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            update_one(p, g, m, v, c);
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod gemm;
 pub mod packed;
 pub mod rows;
 mod select;
+pub(crate) mod simd;
 pub mod sparse;
 mod view;
 

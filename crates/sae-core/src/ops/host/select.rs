@@ -16,6 +16,7 @@
 //! the same total order, so they agree exactly.
 
 use std::cmp::Ordering;
+use super::simd::multiversion;
 
 /// Above this `k` the partition path is faster than the running buffer (`k² · ln(d/k)` vs `d`).
 const BUFFER_MAX_K: usize = 32;
@@ -42,69 +43,71 @@ impl Eligible<'_> {
     }
 }
 
-/// The `k` largest elements of `row` among the eligible columns, written to `values` and
-/// `indices` (both of length `k`) in descending order of value; equal values keep the lower
-/// column first, as a stable descending sort would. NaN never beats a number. When fewer than
-/// `k` columns are eligible, the tail is filled with `-inf` and index 0.
-pub fn topk_row(row: &[f32], k: usize, eligible: Eligible<'_>, values: &mut [f32], indices: &mut [i64]) {
-    debug_assert!(values.len() == k && indices.len() == k);
-    if k == 0 {
-        return;
-    }
-    if by_chunk_maxima(row, k, eligible, values, indices) {
-        return;
-    }
-    if k > BUFFER_MAX_K {
-        let mut cand: Vec<(f32, usize)> = row.iter().enumerate().filter(|(j, _)| eligible.allows(*j)).map(|(j, v)| (*v, j)).collect();
-        if cand.len() > k {
-            cand.select_nth_unstable_by(k - 1, order);
-            cand.truncate(k);
+multiversion! {
+    /// The `k` largest elements of `row` among the eligible columns, written to `values` and
+    /// `indices` (both of length `k`) in descending order of value; equal values keep the lower
+    /// column first, as a stable descending sort would. NaN never beats a number. When fewer than
+    /// `k` columns are eligible, the tail is filled with `-inf` and index 0.
+    pub fn topk_row(row: &[f32], k: usize, eligible: Eligible<'_>, values: &mut [f32], indices: &mut [i64]) {
+        debug_assert!(values.len() == k && indices.len() == k);
+        if k == 0 {
+            return;
         }
-        cand.sort_unstable_by(order);
-        write_sorted(&cand, values, indices);
-        return;
-    }
-    let mut buf: Vec<(f32, usize)> = Vec::with_capacity(k);
-    let mut worst = 0usize; // position in `buf` of the worst kept element
-    // Offers column `j`: columns arrive in increasing order, so an equal value never displaces
-    // a kept one.
-    let offer = |buf: &mut Vec<(f32, usize)>, worst: &mut usize, v: f32, j: usize| {
-        if buf.len() < k {
-            buf.push((v, j));
-            if buf.len() == k {
+        if by_chunk_maxima(row, k, eligible, values, indices) {
+            return;
+        }
+        if k > BUFFER_MAX_K {
+            let mut cand: Vec<(f32, usize)> = row.iter().enumerate().filter(|(j, _)| eligible.allows(*j)).map(|(j, v)| (*v, j)).collect();
+            if cand.len() > k {
+                cand.select_nth_unstable_by(k - 1, order);
+                cand.truncate(k);
+            }
+            cand.sort_unstable_by(order);
+            write_sorted(&cand, values, indices);
+            return;
+        }
+        let mut buf: Vec<(f32, usize)> = Vec::with_capacity(k);
+        let mut worst = 0usize; // position in `buf` of the worst kept element
+        // Offers column `j`: columns arrive in increasing order, so an equal value never displaces
+        // a kept one.
+        let offer = |buf: &mut Vec<(f32, usize)>, worst: &mut usize, v: f32, j: usize| {
+            if buf.len() < k {
+                buf.push((v, j));
+                if buf.len() == k {
+                    *worst = worst_position(buf);
+                }
+            } else if ranks_before(v, j, buf[*worst].0, buf[*worst].1) {
+                buf[*worst] = (v, j);
                 *worst = worst_position(buf);
             }
-        } else if ranks_before(v, j, buf[*worst].0, buf[*worst].1) {
-            buf[*worst] = (v, j);
-            *worst = worst_position(buf);
-        }
-    };
-    match eligible {
-        Eligible::All => {
-            let fill = k.min(row.len());
-            row[..fill].iter().enumerate().for_each(|(j, v)| offer(&mut buf, &mut worst, *v, j));
-            for (c, chunk) in row[fill..].chunks(SKIP_CHUNK).enumerate() {
-                // Skip a chunk whose largest number does not beat the worst kept value: equal
-                // values come later and lose, NaN never wins.
-                let threshold = buf.get(worst).map_or(f32::NAN, |w| w.0);
-                let max = chunk_max(chunk);
-                if !threshold.is_nan() && max <= threshold {
-                    continue;
+        };
+        match eligible {
+            Eligible::All => {
+                let fill = k.min(row.len());
+                row[..fill].iter().enumerate().for_each(|(j, v)| offer(&mut buf, &mut worst, *v, j));
+                for (c, chunk) in row[fill..].chunks(SKIP_CHUNK).enumerate() {
+                    // Skip a chunk whose largest number does not beat the worst kept value: equal
+                    // values come later and lose, NaN never wins.
+                    let threshold = buf.get(worst).map_or(f32::NAN, |w| w.0);
+                    let max = chunk_max(chunk);
+                    if !threshold.is_nan() && max <= threshold {
+                        continue;
+                    }
+                    let first = fill + c * SKIP_CHUNK;
+                    chunk.iter().enumerate().for_each(|(o, v)| offer(&mut buf, &mut worst, *v, first + o));
                 }
-                let first = fill + c * SKIP_CHUNK;
-                chunk.iter().enumerate().for_each(|(o, v)| offer(&mut buf, &mut worst, *v, first + o));
             }
-        }
-        Eligible::Only(_) => {
-            for (j, &v) in row.iter().enumerate() {
-                if eligible.allows(j) {
-                    offer(&mut buf, &mut worst, v, j);
+            Eligible::Only(_) => {
+                for (j, &v) in row.iter().enumerate() {
+                    if eligible.allows(j) {
+                        offer(&mut buf, &mut worst, v, j);
+                    }
                 }
             }
         }
+        buf.sort_by(order);
+        write_sorted(&buf, values, indices);
     }
-    buf.sort_by(order);
-    write_sorted(&buf, values, indices);
 }
 
 /// Chunk widths tried by [`by_chunk_maxima`], widest first: a row needs at least
@@ -119,6 +122,7 @@ const MIN_CHUNKS_PER_K: usize = 4;
 /// nothing, when the row is too short for `k` or when fewer than `k` chunks hold an eligible
 /// number (NaN, `-inf` or ineligible columns would then reach the top-k): the caller falls back
 /// to the general paths, which handle those.
+#[inline(always)]
 fn by_chunk_maxima(row: &[f32], k: usize, eligible: Eligible<'_>, values: &mut [f32], indices: &mut [i64]) -> bool {
     let Some(width) = CHUNK_WIDTHS.into_iter().find(|w| row.len() / w >= MIN_CHUNKS_PER_K * k) else { return false };
     let mut maxima: Vec<f32> = match eligible {
@@ -157,12 +161,14 @@ fn by_chunk_maxima(row: &[f32], k: usize, eligible: Eligible<'_>, values: &mut [
 
 /// The largest eligible number in `chunk` (`mask` holds the flags of its columns; a missing
 /// flag is ineligible), or `-inf` when there is none.
+#[inline(always)]
 fn masked_chunk_max(chunk: &[f32], mask: &[bool]) -> f32 {
     chunk.iter().zip(mask).fold(f32::NEG_INFINITY, |m, (&x, &ok)| if ok && x > m { x } else { m })
 }
 
 /// The largest number in `chunk` (NaN ignored; `-inf` when there is none), in eight independent
 /// lanes so that it compiles to vector max instructions without reassociating floats.
+#[inline(always)]
 fn chunk_max(chunk: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let mut parts = chunk.chunks_exact(8);
