@@ -108,7 +108,7 @@ struct Outputs<'a> {
 
 /// Splits `v` into chunks of `size`, or yields empty slices forever when `size` is 0.
 fn chunks_or_empty<T>(v: &mut [T], size: usize) -> Box<dyn Iterator<Item = &mut [T]> + '_> {
-    if size == 0 { Box::new(std::iter::repeat_with(|| <&mut [T]>::default())) } else { Box::new(v.chunks_mut(size)) }
+    if size == 0 { Box::new(std::iter::repeat_with(<&mut [T]>::default)) } else { Box::new(v.chunks_mut(size)) }
 }
 
 /// Splits `v` into chunks of `size`, or yields empty slices forever when `size` is 0.

@@ -64,7 +64,7 @@ impl<'a> Rhs<'a> {
     /// `SAE_GEMM=crate` keeps the `gemm` crate's kernels (for comparisons).
     pub(super) fn new(b: &'a [f32], k: usize, n: usize, threads: usize) -> Self {
         let crate_only = std::env::var("SAE_GEMM").is_ok_and(|v| v == "crate");
-        match PackedRhs::new(b, k, n, threads).filter(|_| !crate_only) {
+        match (!crate_only).then(|| PackedRhs::new(b, k, n, threads)).flatten() {
             Some(p) => Rhs::Packed(p),
             None => Rhs::Plain(b, k, n),
         }

@@ -153,6 +153,7 @@ fn pack_rows(a: &[f32], m: usize, k: usize, k0: usize, kc: usize, out: &mut Vec<
 /// valid for `rows` rows of `cols` floats at stride `ldc` (`c.len() ≥ (rows-1)·ldc + cols`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile(kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, rows: usize, cols: usize, accumulate: bool) {
     use std::arch::x86_64::*;
     debug_assert!(a.len() >= MR * kc && b.len() >= NR * kc && c.len() >= (rows - 1) * ldc + cols);
@@ -222,4 +223,5 @@ unsafe fn tile(kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, rows:
 
 /// Never called: [`PackedRhs::new`] returns `None` off x86-64.
 #[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile(_kc: usize, _a: &[f32], _b: &[f32], _c: &mut [f32], _ldc: usize, _rows: usize, _cols: usize, _accumulate: bool) {}

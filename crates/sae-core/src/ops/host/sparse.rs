@@ -140,7 +140,7 @@ multiversion! {
     /// [`gather_dot`] of the rows from `first` on, into `part`, latent by latent within blocks of
     /// rows ([`Groups`]); each value is the same dot product as row by row.
     fn dot_rows(x: &[f32], idx: &[i64], rows: &[f32], k: usize, d: usize, first: usize, part: &mut [f32]) {
-        let m = if d == 0 { 0 } else { rows.len() / d };
+        let m = rows.len().checked_div(d).unwrap_or(0);
         let mut groups = Groups::default();
         let n_mine = part.len() / k.max(1);
         part.fill(0.0);
