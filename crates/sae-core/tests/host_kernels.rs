@@ -148,9 +148,9 @@ fn reference_pre(x: &[f32], w: &[f32], b: &[f32], s: &[f32], n: usize, d_in: usi
 
 #[test]
 fn fused_encode_equals_gemm_then_topk_across_blocks_and_threads() {
-    // 301 rows: several GEMM blocks on one thread (96 rows with the packed kernel), uneven shares
-    // on three threads.
-    let (n, d_in, d_sae, k, k_aux) = (301, 13, 70, 9, 6);
+    // 2 101 rows: the packed GEMM where the CPU has AVX2 + FMA (from 2 048 rows), in many 96-row
+    // blocks on one thread and uneven shares on three threads.
+    let (n, d_in, d_sae, k, k_aux) = (2101, 13, 70, 9, 6);
     let x = normals(n * d_in, 1);
     let w = normals(d_in * d_sae, 2);
     let b = normals(d_sae, 3);
@@ -176,6 +176,10 @@ fn fused_encode_equals_gemm_then_topk_across_blocks_and_threads() {
     let sel = fused_topk_encode(&x, n, &HostEncoder { w_enc: &w, b_enc: &b, scale: None, d_in, d_sae }, k, None, 2).unwrap();
     assert_eq!(sel.indices, ref_i);
     assert!(sel.aux_values.is_empty());
+    // Fewer rows than that: the `gemm` crate's kernels, same selections.
+    let few = 301;
+    let sel = fused_topk_encode(&x[..few * d_in], few, &HostEncoder { w_enc: &w, b_enc: &b, scale: None, d_in, d_sae }, k, None, 2).unwrap();
+    assert_eq!(sel.indices, ref_i[..few * k]);
 }
 
 

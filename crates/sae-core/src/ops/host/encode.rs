@@ -1,8 +1,9 @@
 //! The TopK encoder fused on the CPU: GEMM, bias, column scale and top-k selection, one block of
 //! rows at a time, so the dense `[n, d_sae]` pre-activations never exist in full.
 //!
-//! `W_enc` is packed once per call and shared (the AVX2 + FMA kernel of [`super::packed`]; where
-//! the CPU lacks them, the `gemm` crate's kernels with their run-time dispatch). Each thread owns
+//! `W_enc` is packed once per call and shared (the AVX2 + FMA kernel of `packed.rs`; where
+//! the CPU lacks them, or for fewer than 2 048 rows, the `gemm` crate's kernels with their run-time
+//! dispatch). Each thread owns
 //! a contiguous range of rows and a block-of-rows × `d_sae` scratch buffer. For each block it
 //! runs one single-threaded GEMM, adds `b_enc`, multiplies by the column scale, and selects the
 //! top-k of every row while the block is still in cache. Splitting rows
@@ -80,7 +81,7 @@ pub fn fused_topk_encode(x: &[f32], n: usize, enc: &HostEncoder<'_>, k: usize, a
     if n == 0 || k == 0 {
         return Ok(out);
     }
-    let rhs = Rhs::new(enc.w_enc, d_in, d_sae, threads);
+    let rhs = Rhs::new(enc.w_enc, n, d_in, d_sae, threads);
     let rows_per = n.div_ceil(threads.max(1)).max(1);
     let HostSelections { values, indices, aux_values, aux_indices } = &mut out;
     std::thread::scope(|s| {

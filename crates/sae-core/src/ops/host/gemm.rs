@@ -1,6 +1,6 @@
 //! Dense f32 GEMM on host slices with the `gemm` crate's kernels (the ones burn's Flex backend
 //! uses, with run-time AVX2 / AVX-512 dispatch) or, on x86-64 with AVX2 and FMA, the packed
-//! kernel of [`super::packed`], split by rows over threads.
+//! kernel of `packed.rs`, split by rows over threads.
 //!
 //! Why not Flex's own matmul: it hands the whole product to the `gemm` crate's rayon
 //! parallelism, which at the SAE shape (`[4096, 384] · [384, 6144]`) took 390–490 ms on this
@@ -60,11 +60,13 @@ pub(super) enum Rhs<'a> {
 }
 
 impl<'a> Rhs<'a> {
-    /// `b` `[k, n]` prepared for [`Rhs::mul_rows`], packed with `threads` threads where possible.
-    /// `SAE_GEMM=crate` keeps the `gemm` crate's kernels (for comparisons).
-    pub(super) fn new(b: &'a [f32], k: usize, n: usize, threads: usize) -> Self {
-        let crate_only = std::env::var("SAE_GEMM").is_ok_and(|v| v == "crate");
-        match (!crate_only).then(|| PackedRhs::new(b, k, n, threads)).flatten() {
+    /// `b` `[k, n]` prepared for [`Rhs::mul_rows`] on `m` rows of `a`, packed with `threads`
+    /// threads where that pays: from [`PACKED_MIN_ROWS`] rows on. `SAE_GEMM=crate` keeps the
+    /// `gemm` crate's kernels (for comparisons).
+    pub(super) fn new(b: &'a [f32], m: usize, k: usize, n: usize, threads: usize) -> Self {
+        static CRATE_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let crate_only = *CRATE_ONLY.get_or_init(|| std::env::var("SAE_GEMM").is_ok_and(|v| v == "crate"));
+        match (!crate_only && m >= PACKED_MIN_ROWS).then(|| PackedRhs::new(b, k, n, threads)).flatten() {
             Some(p) => Rhs::Packed(p),
             None => Rhs::Plain(b, k, n),
         }
@@ -88,6 +90,13 @@ impl<'a> Rhs<'a> {
     }
 }
 
+/// Fewest rows for which packing the right-hand side (a copy of all of it, up front) pays.
+/// Measured at d_in 384, d_sae 6144 (TopK encode, 2 threads, packed vs `gemm` crate, ms):
+/// 1 row 6.4 vs 0.8, 128 rows 13–16 vs 9–12, 512 rows 31–37 vs 26–27, 1 024 rows 52–58 vs
+/// 49–51, 2 048 rows 95–118 vs 100–124; at 4 096 rows the packed kernel also needs a tenth of
+/// the scratch.
+const PACKED_MIN_ROWS: usize = 2048;
+
 /// Most output per thread and call with the packed kernel.
 const PACKED_BLOCK_BYTES: usize = 4 << 20;
 
@@ -107,7 +116,7 @@ pub fn matmul_then(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: 
     if m == 0 || n == 0 {
         return Ok(out);
     }
-    let rhs = Rhs::new(b, k, n, threads);
+    let rhs = Rhs::new(b, m, k, n, threads);
     let rows_per = m.div_ceil(threads.max(1)).max(1);
     let block = rhs.block_rows(n);
     std::thread::scope(|s| {

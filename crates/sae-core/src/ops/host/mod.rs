@@ -10,7 +10,7 @@ pub mod adam;
 mod encode;
 mod backend;
 pub mod gemm;
-pub mod packed;
+mod packed;
 pub mod rows;
 mod select;
 pub(crate) mod simd;

@@ -15,7 +15,8 @@
 //! kernels for 16 ymm registers).
 //!
 //! Only on x86-64 CPUs with AVX2 and FMA ([`PackedRhs::new`] returns `None` elsewhere, and the
-//! caller uses the `gemm` crate with its own run-time dispatch).
+//! caller uses the `gemm` crate with its own run-time dispatch), and only for 2 048 rows or more
+//! (below that, packing all of `W_enc` up front costs more than it saves).
 
 /// Columns per panel (two 8-lane AVX registers).
 const NR: usize = 16;
@@ -65,16 +66,6 @@ impl PackedRhs {
             });
         }
         Some(Self { buf, start, k, n })
-    }
-
-    /// Columns of the product (`n`).
-    pub fn cols(&self) -> usize {
-        self.n
-    }
-
-    /// Depth of the product (`k`).
-    pub fn depth(&self) -> usize {
-        self.k
     }
 
     fn panel(&self, p: usize) -> &[f32] {
@@ -167,24 +158,20 @@ unsafe fn tile(kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, rows:
             let b0 = _mm256_loadu_ps(b.add(kk * NR));
             let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
             let ap = a.add(kk * MR);
-            let v = _mm256_broadcast_ss(&*ap);
-            c00 = _mm256_fmadd_ps(v, b0, c00);
-            c01 = _mm256_fmadd_ps(v, b1, c01);
-            let v = _mm256_broadcast_ss(&*ap.add(1));
-            c10 = _mm256_fmadd_ps(v, b0, c10);
-            c11 = _mm256_fmadd_ps(v, b1, c11);
-            let v = _mm256_broadcast_ss(&*ap.add(2));
-            c20 = _mm256_fmadd_ps(v, b0, c20);
-            c21 = _mm256_fmadd_ps(v, b1, c21);
-            let v = _mm256_broadcast_ss(&*ap.add(3));
-            c30 = _mm256_fmadd_ps(v, b0, c30);
-            c31 = _mm256_fmadd_ps(v, b1, c31);
-            let v = _mm256_broadcast_ss(&*ap.add(4));
-            c40 = _mm256_fmadd_ps(v, b0, c40);
-            c41 = _mm256_fmadd_ps(v, b1, c41);
-            let v = _mm256_broadcast_ss(&*ap.add(5));
-            c50 = _mm256_fmadd_ps(v, b0, c50);
-            c51 = _mm256_fmadd_ps(v, b1, c51);
+            // Row `r` of the tile: broadcast a[kk, r], multiply-add into its two accumulators.
+            macro_rules! row {
+                ($r:expr, $lo:ident, $hi:ident) => {{
+                    let v = _mm256_broadcast_ss(&*ap.add($r));
+                    $lo = _mm256_fmadd_ps(v, b0, $lo);
+                    $hi = _mm256_fmadd_ps(v, b1, $hi);
+                }};
+            }
+            row!(0, c00, c01);
+            row!(1, c10, c11);
+            row!(2, c20, c21);
+            row!(3, c30, c31);
+            row!(4, c40, c41);
+            row!(5, c50, c51);
         }
     }
     let acc = [[c00, c01], [c10, c11], [c20, c21], [c30, c31], [c40, c41], [c50, c51]];

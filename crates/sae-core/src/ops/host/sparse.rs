@@ -52,7 +52,7 @@ multiversion! {
     /// rows, each decoder row read once per block and added to every output row that selected
     /// it ([`Groups`]).
     fn decode_rows(c: &[f32], idx: &[i64], rows: &[f32], k: usize, d: usize, first: usize, part: &mut [f32]) {
-        let m = rows.len() / d.max(1);
+        let m = rows.len().checked_div(d).unwrap_or(0);
         let mut groups = Groups::default();
         let n_mine = part.len() / d.max(1);
         for b0 in (0..n_mine).step_by(BLOCK_ROWS) {
