@@ -3,7 +3,8 @@
 //! encoder's training forward + backward (fused vs dense), sparse decode vs the dense GEMM path,
 //! the three sparse products of `ops::kernels` (host threads on Flex/NdArray, CubeCL on WGPU)
 //! against their portable burn-op versions (and `scatter_outer` on the AuxK pattern), and a full
-//! TopK forward. Shapes: d_in 384, d_sae 6144, k 32 (the shape), batch 512 so
+//! TopK forward; BatchTopK's fused selection and the dense ReLU encoder's fused forward +
+//! backward against burn's ops. Shapes: d_in 384, d_sae 6144, k 32 (the shape), batch 512 so
 //! that one run fits a 2-core machine. Run: `cargo bench -p sae-benches [--features wgpu]`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -51,6 +52,37 @@ fn kernels(c: &mut Criterion) {
                 let e = train_enc();
                 let (values, _) = ops::topk_relu(e.pre(xa.clone()), K);
                 let g = values.sum().backward();
+                e.w_enc.grad(&g).map(|t| t.into_data())
+            })
+        });
+        // BatchTopK: the fused selection (host candidates + threshold on Flex/NdArray) against
+        // burn's top-k over the flattened batch.
+        group.bench_function("batch_topk_encode_fused", |b| b.iter(|| ops::batch_topk_encode(x.clone(), &enc, K * BATCH, None).values.into_data()));
+        group.bench_function("batch_topk_dense", |b| b.iter(|| ops::batch_topk(enc.pre(x.clone()), K * BATCH).into_data()));
+        group.bench_function("batch_topk_encode_backward_fused", |b| {
+            b.iter(|| {
+                let e = train_enc();
+                let sel = ops::batch_topk_encode(xa.clone(), &e, K * BATCH, None);
+                let g = sel.values.sum().backward();
+                e.w_enc.grad(&g).map(|t| t.into_data())
+            })
+        });
+        // The dense ReLU encoder under autodiff, forward + backward: the fused operation
+        // (`ops::dense_kernels::linear_relu`: host GEMM, bias and ReLU in its epilogue, masked
+        // backward) against burn's matmul, add and clamp.
+        group.bench_function("linear_relu_backward_fused", |b| {
+            b.iter(|| {
+                let e = train_enc();
+                let acts = ops::dense_kernels::linear_relu(xa.clone(), e.w_enc.clone(), e.b_enc.clone());
+                let g = acts.sum().backward();
+                e.w_enc.grad(&g).map(|t| t.into_data())
+            })
+        });
+        group.bench_function("linear_relu_backward_burn", |b| {
+            b.iter(|| {
+                let e = train_enc();
+                let acts = (xa.clone().matmul(e.w_enc.clone()) + e.b_enc.clone().unsqueeze_dim(0)).clamp_min(0.0);
+                let g = acts.sum().backward();
                 e.w_enc.grad(&g).map(|t| t.into_data())
             })
         });

@@ -22,6 +22,15 @@ fn args(s: &str) -> Vec<String> {
     s.split_whitespace().map(String::from).collect()
 }
 
+/// SAELens's BatchTopK and Matryoshka training steps: a script of this repository (the shared
+/// baselines time TopK, JumpReLU and ReLU only), found relative to the workspace root.
+const SAELENS_BATCHTOPK: &str = "benches/python/bench_saelens_batchtopk.py";
+
+/// Where a baseline script lives: this repository's `benches/python/` or the shared baselines.
+fn script(root: &Path, baseline: &Path, name: &str) -> PathBuf {
+    if name.starts_with("benches/") { root.join(name) } else { baseline.join(name) }
+}
+
 fn cases(shape: &str) -> Vec<Case> {
     let both = |label, ours: &str, theirs: &str| Case { label, ours: args(&format!("{ours} {shape}")), theirs: args(&format!("{theirs} {shape}")) };
     vec![
@@ -31,6 +40,10 @@ fn cases(shape: &str) -> Vec<Case> {
         both("topk encode+decode", "--arch topk --mode encdec", "bench_anchor.py --lib sparsify --mode encdec"),
         both("jumprelu encode", "--arch jumprelu --mode encode", "bench_sae.py --arch jumprelu --mode encode"),
         both("relu_l1 encode", "--arch relu_l1 --mode encode", "bench_sae.py --arch relu_l1 --mode encode"),
+        both("relu_l1 train", "--arch relu_l1 --mode train", "bench_anchor.py --lib saelens --arch standard --mode train"),
+        both("batchtopk train, AuxK off", "--arch batchtopk --mode train --dead-frac 0", &format!("{SAELENS_BATCHTOPK} --arch batchtopk --dead-frac 0")),
+        both("batchtopk train, AuxK on (25 % dead)", "--arch batchtopk --mode train --dead-frac 0.25", &format!("{SAELENS_BATCHTOPK} --arch batchtopk --dead-frac 0.25")),
+        both("matryoshka train, AuxK off", "--arch matryoshka --mode train --dead-frac 0", &format!("{SAELENS_BATCHTOPK} --arch matryoshka --dead-frac 0")),
     ]
 }
 
@@ -115,7 +128,7 @@ pub fn bench_compare(root: &Path, sae: &Path, a: &[String]) -> Result<()> {
             ours.push(us);
             if let (true, Some(py)) = (have_baseline, &python) {
                 let them = tok_per_s(
-                    Command::new(py).arg(o.baseline.join(&case.theirs[0])).args(&case.theirs[1..]).env("OMP_NUM_THREADS", "2"),
+                    Command::new(py).arg(script(root, &o.baseline, &case.theirs[0])).args(&case.theirs[1..]).env("OMP_NUM_THREADS", "2"),
                     &case.theirs.join(" "),
                 )?;
                 theirs.push(them);

@@ -97,13 +97,16 @@ impl BatchTopK {
     }
 
     /// Pre-activations (decoder-norm scaled when configured) and the input normalisation.
+    /// Allocates `n × d_sae` floats; encoding and training do not need them.
     pub fn hidden_pre(&self, x: Tensor<2>) -> (Tensor<2>, Option<sae_core::RowNorm>) {
         let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        let mut pre = ops::matmul(xc, self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0);
-        if self.hyper.rescale_acts_by_decoder_norm {
-            pre = pre * ops::row_norms(self.params.matrix("W_dec")).unsqueeze_dim(0);
-        }
-        (pre, norm)
+        (self.linear_encoder().pre(xc), norm)
+    }
+
+    /// The linear part of the encoder, with the decoder-norm scale when configured.
+    pub(crate) fn linear_encoder(&self) -> ops::LinearEncoder {
+        let scale = self.hyper.rescale_acts_by_decoder_norm.then(|| ops::row_norms(self.params.matrix("W_dec")));
+        ops::LinearEncoder { w_enc: self.params.matrix("W_enc"), b_enc: self.params.vector("b_enc"), scale }
     }
 
     /// The decoder used for reconstruction (unit-norm rows when rescaling).
@@ -115,20 +118,41 @@ impl BatchTopK {
     /// Dense BatchTopK activations of `pre` `[n, d_sae]`: `round(k · n)` kept.
     pub fn activate(&self, pre: Tensor<2>) -> Tensor<2> {
         let n = pre.dims()[0];
-        let k_total = (self.hyper.k * n as f64) as usize;
-        ops::batch_topk(pre, k_total)
+        ops::batch_topk(pre, self.k_total(n))
     }
 
-    /// The training selection: [`BatchTopK::activate`], or per-row TopK during the sparsity
-    /// warm-up when `per_row_warmup` is set.
-    pub fn select(&self, pre: Tensor<2>, ctx: &TrainContext) -> Tensor<2> {
-        if self.hyper.per_row_warmup && ctx.sparsity_scale < 1.0 {
-            let d = pre.dims()[1];
-            let k = (self.hyper.k.round() as usize).clamp(1, d);
-            let (values, indices) = ops::topk_relu(pre, k);
-            return SparseCodes::topk(values, indices, d).to_dense();
-        }
-        self.activate(pre)
+    /// How many activations a batch of `n` rows keeps: `k · n`.
+    fn k_total(&self, n: usize) -> usize {
+        (self.hyper.k * n as f64) as usize
+    }
+
+    /// Sparse codes of `x` by the training selection (the batch's top `k · n`, or the per-row
+    /// TopK of the warm-up when `per_row_warmup` is set and `ctx` is in it), through the fused
+    /// encoders, so that gradients flow through the winners only; plus the AuxK selection
+    /// (raw pre-activations of dead latents) when `aux` is given.
+    pub(crate) fn encode_selected(
+        &self,
+        x: Tensor<2>,
+        ctx: Option<&TrainContext>,
+        aux: Option<ops::AuxSelect<'_>>,
+    ) -> (SparseCodes, Option<(Tensor<2>, Tensor<2, burn::tensor::Int>)>) {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
+        let n = xc.dims()[0];
+        let enc = self.linear_encoder();
+        let warm_up = self.hyper.per_row_warmup && ctx.is_some_and(|c| c.sparsity_scale < 1.0);
+        let sel = if warm_up {
+            let k = (self.hyper.k.round() as usize).clamp(1, self.cfg.d_sae.max(1));
+            ops::topk_encode(xc, &enc, k, aux)
+        } else {
+            ops::batch_topk_encode(xc, &enc, self.k_total(n), aux)
+        };
+        (SparseCodes::topk(sel.values, sel.indices, self.cfg.d_sae).with_row_norm(norm), sel.aux)
+    }
+
+    /// The AuxK selection for a training step: the `k_aux` largest raw pre-activations among
+    /// the dead latents, when any are dead.
+    pub(crate) fn aux_select<'a>(&self, ctx: &'a TrainContext) -> Option<ops::AuxSelect<'a>> {
+        ctx.dead_mask.as_ref().filter(|_| ctx.n_dead > 0).map(|dead| ops::AuxSelect { dead, k: affine::auxk_k(self.cfg.d_out(), ctx.n_dead) })
     }
 
     /// The current inference threshold.
@@ -136,12 +160,24 @@ impl BatchTopK {
         self.params.vector("topk_threshold").into_scalar::<f32>()
     }
 
-    /// Mean-squared-error and AuxK terms shared with Matryoshka.
-    pub(crate) fn base_terms(&self, pre: &Tensor<2>, output: &Tensor<2>, batch: &TrainBatch, ctx: &TrainContext) -> Result<Vec<LossTerm>> {
+    /// Mean-squared-error and AuxK terms shared with Matryoshka; `aux_sel` is the AuxK
+    /// selection of [`BatchTopK::encode_selected`].
+    pub(crate) fn base_terms(
+        &self,
+        aux_sel: Option<(Tensor<2>, Tensor<2, burn::tensor::Int>)>,
+        output: &Tensor<2>,
+        batch: &TrainBatch,
+        ctx: &TrainContext,
+    ) -> Result<Vec<LossTerm>> {
         let target = batch.target(&self.cfg)?;
         let mut terms = vec![LossTerm { name: "mse_loss".into(), value: affine::mse_loss(output.clone(), target.clone()) }];
-        if let Some(mask) = &ctx.dead_mask {
-            let aux = affine::auxk_loss(pre.clone(), mask, ctx.n_dead, self.decoder(), target, output.clone(), AuxKNorm::PerRowMean);
+        if ctx.dead_mask.is_some() {
+            let aux = match aux_sel {
+                Some((values, indices)) => {
+                    affine::auxk_loss_selected(values, indices, ctx.n_dead, self.decoder(), target, output.clone(), AuxKNorm::PerRowMean)
+                }
+                None => Tensor::zeros([1], &output.device()),
+            };
             terms.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux.mul_scalar(self.hyper.aux_loss_coefficient) });
         }
         Ok(terms)
@@ -178,12 +214,7 @@ impl BatchTopK {
 /// The smallest positive activation of a training step's codes, or `None` when none fired:
 /// what the BatchTopK threshold (and JumpReLU's TopK warm-up) follow.
 pub(crate) fn smallest_positive(out: &TrainOutput) -> Option<f64> {
-    let acts = out.codes.to_dense().detach();
-    let positive = acts.clone().greater_elem(0.0);
-    if !positive.clone().any().into_scalar::<bool>() {
-        return None;
-    }
-    Some(acts.mask_fill(positive.bool_not(), f32::INFINITY).min().into_scalar::<f32>() as f64)
+    out.codes.smallest_positive().map(f64::from)
 }
 
 impl Sae for BatchTopK {
@@ -191,8 +222,7 @@ impl Sae for BatchTopK {
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
-        let (pre, norm) = self.hidden_pre(x);
-        Ok(SparseCodes::dense(self.activate(pre)).with_row_norm(norm))
+        Ok(self.encode_selected(x, None, None).0)
     }
 
     fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {
@@ -201,10 +231,9 @@ impl Sae for BatchTopK {
 
     fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
         sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
-        let (pre, norm) = self.hidden_pre(batch.x.clone());
-        let codes = SparseCodes::dense(self.select(pre.clone(), ctx)).with_row_norm(norm);
+        let (codes, aux_sel) = self.encode_selected(batch.x.clone(), Some(ctx), self.aux_select(ctx));
         let output = self.decode(&codes)?;
-        let terms = self.base_terms(&pre, &output, batch, ctx)?;
+        let terms = self.base_terms(aux_sel, &output, batch, ctx)?;
         Ok(TrainOutput::from_terms(terms, codes, output))
     }
 

@@ -49,9 +49,9 @@ impl Gated {
     fn paths(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>, Option<sae_core::RowNorm>) {
         let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
         let w_enc = self.params.matrix("W_enc");
-        let gate = xc.clone().matmul(w_enc.clone()) + self.params.vector("b_gate").unsqueeze_dim(0);
+        let gate = ops::matmul(xc.clone(), w_enc.clone()) + self.params.vector("b_gate").unsqueeze_dim(0);
         let w_mag = w_enc * self.params.vector("r_mag").exp().unsqueeze_dim(0);
-        let mag = xc.matmul(w_mag) + self.params.vector("b_mag").unsqueeze_dim(0);
+        let mag = ops::matmul(xc, w_mag) + self.params.vector("b_mag").unsqueeze_dim(0);
         (gate, mag, norm)
     }
 }
@@ -89,7 +89,7 @@ impl Sae for Gated {
         } else {
             (w_dec, self.params.vector("b_dec"))
         };
-        let via_gate = gate_act.matmul(aux_w) + aux_b.unsqueeze_dim(0);
+        let via_gate = ops::matmul(gate_act, aux_w) + aux_b.unsqueeze_dim(0);
         let aux = affine::mse_loss(via_gate, target);
         let terms = vec![
             LossTerm { name: "mse_loss".into(), value: mse },

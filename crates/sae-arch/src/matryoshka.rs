@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sae_core::affine::{self};
 use sae_core::config::ensure;
 use sae_core::{
-    Architecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, ops,
+    Architecture, CodeValues, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, ops,
     sae_state_accessors,
 };
 
@@ -60,16 +60,23 @@ impl Matryoshka {
     }
 
     /// Reconstructions of every prefix (ending with the full one), each undoing normalisation.
+    /// Top-k codes decode level by level with the sparse decode: each level's slots keep the
+    /// latents of its own segment `prev..w` (the others become empty slots).
     fn prefix_decodes(&self, inner: &BatchTopK, codes: &SparseCodes) -> Vec<Tensor<2>> {
-        let acts = codes.to_dense();
-        let n = acts.dims()[0];
+        let n = codes.n_rows();
         let w_dec = inner.decoder();
         let d_out = w_dec.dims()[1];
         let mut decoded: Tensor<2> = self.params.vector("b_dec").unsqueeze_dim::<2>(0).expand([n, d_out]);
         let mut prev = 0;
         let mut outs = Vec::with_capacity(self.widths.len());
         for &w in &self.widths {
-            let part = acts.clone().slice([0..n, prev..w]).matmul(w_dec.clone().slice([prev..w, 0..d_out]));
+            let part = match &codes.values {
+                CodeValues::TopK { values, indices } => {
+                    let outside = indices.clone().lower_elem(prev as i64).bool_or(indices.clone().greater_equal_elem(w as i64));
+                    ops::sparse_decode(values.clone(), indices.clone().mask_fill(outside, -1), w_dec.clone())
+                }
+                CodeValues::Dense(acts) => acts.clone().slice([0..n, prev..w]).matmul(w_dec.clone().slice([prev..w, 0..d_out])),
+            };
             decoded = decoded + part;
             outs.push(affine::finish_output(decoded.clone(), &codes.row_norm));
             prev = w;
@@ -100,19 +107,22 @@ impl Sae for Matryoshka {
     fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
         let inner = self.synced();
         sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
-        let (pre, norm) = inner.hidden_pre(batch.x.clone());
-        let codes = SparseCodes::dense(inner.select(pre.clone(), ctx)).with_row_norm(norm);
+        let aux = if self.level_aux { None } else { inner.aux_select(ctx) };
+        let (codes, aux_sel) = inner.encode_selected(batch.x.clone(), Some(ctx), aux);
         let prefixes = self.prefix_decodes(&inner, &codes);
         let output = prefixes.last().cloned().unwrap_or_else(|| batch.x.zeros_like());
         let target = batch.target(&self.cfg)?;
         let mut terms = if self.level_aux {
             let mut t = vec![LossTerm { name: "mse_loss".into(), value: affine::mse_loss(output.clone(), target.clone()) }];
             if let Some(mask) = &ctx.dead_mask {
+                // Per-level AuxK selects within each level's dead latents: it runs on the dense
+                // pre-activations (a second GEMM, with a dense gradient).
+                let (pre, _) = inner.hidden_pre(batch.x.clone());
                 t.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: self.level_auxk(&inner, &pre, mask, &prefixes, &target) });
             }
             t
         } else {
-            inner.base_terms(&pre, &output, batch, ctx)?
+            inner.base_terms(aux_sel, &output, batch, ctx)?
         };
         for (w, recon) in self.widths.iter().zip(&prefixes).take(self.widths.len() - 1) {
             terms.push(LossTerm { name: format!("inner_mse_loss_{w}"), value: affine::mse_loss(recon.clone(), target.clone()) });

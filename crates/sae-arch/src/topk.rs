@@ -134,6 +134,36 @@ impl TopK {
         (SparseCodes::topk(sel.values, sel.indices, self.cfg.d_sae).with_row_norm(norm), sel.aux)
     }
 
+    /// The codes of a training step through the fused encoders (gradients through the selected
+    /// latents only): the AuxK selection when `aux` is given, and with Multi-TopK the codes of
+    /// the top `4k` as well. For the top-k rule one selection of `4k` serves both: its first `k`
+    /// columns are the top `k`.
+    #[allow(clippy::type_complexity)]
+    fn encode_for_training(&self, x: Tensor<2>, aux: Option<ops::AuxSelect<'_>>) -> (SparseCodes, Option<(Tensor<2>, Tensor<2, Int>)>, Option<SparseCodes>) {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
+        let enc = self.linear_encoder();
+        let (k, d_sae) = (self.hyper.k, self.cfg.d_sae);
+        let k4 = (4 * k).min(d_sae);
+        let codes = |sel: &ops::TopKSelection| SparseCodes::topk(sel.values.clone(), sel.indices.clone(), d_sae).with_row_norm(norm.clone());
+        match (self.hyper.activation, self.hyper.multi_topk) {
+            (TopKActivation::Topk, false) => {
+                let sel = ops::topk_encode(xc, &enc, k, aux);
+                (codes(&sel), sel.aux.clone(), None)
+            }
+            (TopKActivation::Topk, true) => {
+                let sel = ops::topk_encode(xc, &enc, k4, aux);
+                let n = sel.values.dims()[0];
+                let narrow = SparseCodes::topk(sel.values.clone().slice([0..n, 0..k]), sel.indices.clone().slice([0..n, 0..k]), d_sae);
+                (narrow.with_row_norm(norm.clone()), sel.aux.clone(), Some(codes(&sel)))
+            }
+            (TopKActivation::Groupmax, multi) => {
+                let wide = multi.then(|| codes(&ops::topk_encode(xc.clone(), &enc, k4, None)));
+                let sel = ops::groupmax_encode(xc, &enc, k, aux);
+                (codes(&sel), sel.aux.clone(), wide)
+            }
+        }
+    }
+
     fn select(&self, pre: Tensor<2>, k: usize) -> SparseCodes {
         let (values, indices) = match self.hyper.activation {
             TopKActivation::Topk => ops::topk_relu(pre, k),
@@ -176,47 +206,25 @@ impl Sae for TopK {
         let target = batch.target(&self.cfg)?;
         let dead = ctx.dead_mask.as_ref().filter(|_| ctx.n_dead > 0);
         let k_aux = affine::auxk_k(self.cfg.d_out(), ctx.n_dead);
-        // The top-k rule goes through the fused encoder (no dense gradient); groupmax and
-        // Multi-TopK need the dense pre-activations.
-        let dense = self.hyper.activation != TopKActivation::Topk || self.hyper.multi_topk;
-        let (codes, aux_sel, pre_norm) = if dense {
-            let (pre, norm) = self.hidden_pre(batch.x.clone());
-            let codes = self.select(pre.clone(), self.hyper.k).with_row_norm(norm.clone());
-            (codes, None, Some((pre, norm)))
-        } else {
-            let aux = dead.map(|d| ops::AuxSelect { dead: d, k: k_aux });
-            let (codes, aux_sel) = self.encode_topk(batch.x.clone(), aux);
-            (codes, aux_sel, None)
-        };
+        let aux = dead.map(|d| ops::AuxSelect { dead: d, k: k_aux });
+        let (codes, aux_sel, wide) = self.encode_for_training(batch.x.clone(), aux);
         let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
         let mut terms = vec![LossTerm { name: "mse_loss".into(), value: self.recon_loss(output.clone(), target.clone()) }];
-        if let Some(mask) = dead {
+        if dead.is_some() {
             let norm_kind = match self.hyper.loss {
                 ReconLoss::Mse => AuxKNorm::PerRowMean,
                 ReconLoss::Fvu => AuxKNorm::TotalVariance,
             };
+            let Some((values, indices)) = aux_sel else {
+                return Err(SaeError::Unsupported("invariant: AuxK selection missing".into()));
+            };
             // sparsify selects among ReLU'd pre-activations: the same latents win (ReLU is
             // monotone) and the ReLU only zeroes the negative winners.
-            let relu_aux = self.hyper.loss == ReconLoss::Fvu;
-            let aux = match (&pre_norm, aux_sel) {
-                (Some((pre, _)), _) => {
-                    let aux_pre = if relu_aux { pre.clone().clamp_min(0.0) } else { pre.clone() };
-                    affine::auxk_loss(aux_pre, mask, ctx.n_dead, self.decoder(), target.clone(), output.clone(), norm_kind)
-                }
-                (None, Some((values, indices))) => {
-                    let values = if relu_aux { values.clamp_min(0.0) } else { values };
-                    affine::auxk_loss_selected(values, indices, ctx.n_dead, self.decoder(), target.clone(), output.clone(), norm_kind)
-                }
-                (None, None) => return Err(SaeError::Unsupported("invariant: AuxK selection missing".into())),
-            };
+            let values = if self.hyper.loss == ReconLoss::Fvu { values.clamp_min(0.0) } else { values };
+            let aux = affine::auxk_loss_selected(values, indices, ctx.n_dead, self.decoder(), target.clone(), output.clone(), norm_kind);
             terms.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux.mul_scalar(self.hyper.aux_loss_coefficient) });
         }
-        if self.hyper.multi_topk
-            && let Some((pre, norm)) = pre_norm
-        {
-            let k4 = (4 * self.hyper.k).min(self.cfg.d_sae);
-            let (values, indices) = ops::topk_relu(pre, k4);
-            let wide = SparseCodes::topk(values, indices, self.cfg.d_sae).with_row_norm(norm);
+        if let Some(wide) = wide {
             let wide_out = affine::add_skip(&self.params, batch.x.clone(), self.decode(&wide)?);
             terms.push(LossTerm { name: "multi_topk_loss".into(), value: self.recon_loss(wide_out, target).div_scalar(8.0) });
         }

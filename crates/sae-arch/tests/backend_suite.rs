@@ -225,7 +225,7 @@ pub fn reference_fixtures_reproduce(device: &Device) {
 // the fused TopK encoder.
 #[path = "suite/kernels.rs"]
 mod kernels;
-use kernels::{sparse_decode_equals_dense_path, sparse_kernels_equal_reference, topk_encode_equals_dense_path};
+use kernels::{batch_topk_and_groupmax_encode_equal_dense_path, dense_kernels_equal_burn_ops, sparse_decode_equals_dense_path, sparse_kernels_equal_reference, topk_encode_equals_dense_path};
 
 macro_rules! backend_suite {
     ($backend:ident, $device:expr) => {
@@ -271,6 +271,14 @@ macro_rules! backend_suite {
             #[test]
             fn topk_encode_equals_dense_path() {
                 super::topk_encode_equals_dense_path(&device());
+            }
+            #[test]
+            fn batch_topk_and_groupmax_encode_equal_dense_path() {
+                super::batch_topk_and_groupmax_encode_equal_dense_path(&device());
+            }
+            #[test]
+            fn dense_kernels_equal_burn_ops() {
+                super::dense_kernels_equal_burn_ops(&device());
             }
             #[test]
             fn reference_fixtures_reproduce() {

@@ -1,6 +1,7 @@
 //! `sae`: the command line of the SAE workspace. Thin: it parses arguments, picks a backend and
 //! calls the libraries.
 
+mod allocator;
 mod backend;
 mod commands;
 mod progress;
@@ -48,6 +49,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::keep_large_blocks();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Encode(args) => commands::encode::run(args),

@@ -20,8 +20,10 @@ pub struct RowNorm {
 /// The latent values of a batch.
 #[derive(Debug, Clone)]
 pub enum CodeValues {
-    /// `k` active latents per row: values `[n, k]` and their latent indices `[n, k]`.
-    /// Zero values are allowed (a selected latent whose activation is 0).
+    /// `k` slots per row: values `[n, k]` and their latent indices `[n, k]`.
+    /// Zero values are allowed (a selected latent whose activation is 0), and a negative index
+    /// marks an empty slot (its value is 0), so that rows may hold different numbers of active
+    /// latents (BatchTopK).
     TopK {
         /// Activations of the selected latents.
         values: Tensor<2>,
@@ -75,10 +77,11 @@ impl SparseCodes {
             CodeValues::Dense(acts) => acts.clone(),
             CodeValues::TopK { values, indices } => {
                 let [n, _] = values.dims();
+                let empty = indices.clone().lower_elem(0);
                 Tensor::zeros([n, self.d_sae], &values.device()).scatter(
                     1,
-                    indices.clone(),
-                    values.clone(),
+                    indices.clone().clamp_min(0),
+                    values.clone().mask_fill(empty, 0.0),
                     IndexingUpdateOp::Add,
                 )
             }
@@ -114,6 +117,24 @@ impl SparseCodes {
             CodeValues::Dense(acts) => {
                 let active = acts.clone().detach().greater_elem(0.0).float();
                 crate::params::host_f32(active.sum_dim(0).reshape([self.d_sae]).into_data())
+            }
+        }
+    }
+
+    /// The smallest positive activation of the batch, or `None` when nothing fired (what the
+    /// BatchTopK inference threshold follows). Reads only the `n × k` values of top-k codes.
+    pub fn smallest_positive(&self) -> Option<f32> {
+        match &self.values {
+            CodeValues::TopK { values, .. } => {
+                crate::params::host_f32(values.clone().detach().into_data()).into_iter().filter(|v| *v > 0.0).reduce(f32::min)
+            }
+            CodeValues::Dense(acts) => {
+                let acts = acts.clone().detach();
+                let positive = acts.clone().greater_elem(0.0);
+                if !positive.clone().any().into_scalar::<bool>() {
+                    return None;
+                }
+                Some(acts.mask_fill(positive.bool_not(), f32::INFINITY).min().into_scalar::<f32>())
             }
         }
     }

@@ -322,3 +322,52 @@ fn sparse_products_over_many_row_blocks_equal_plain_loops_at_any_thread_count() 
         assert_eq!(bits(&sparse::sparse_decode(&c, &idx, &w, n, k, d, threads).unwrap()), bits(&one_decode), "sparse_decode, {threads} threads");
     }
 }
+
+/// BatchTopK by definition, from the encoder's own values (`all` holds every row's full
+/// descending top-`d_sae`): the `k_total` largest positive values of the batch, ties by row then
+/// column; returns each row's winners as `(value, latent)` in descending order.
+fn batch_topk_by_full_sort(all_v: &[f32], all_i: &[i64], n: usize, d_sae: usize, k_total: usize) -> Vec<Vec<(f32, i64)>> {
+    let mut entries: Vec<(f32, usize, i64)> =
+        (0..n).flat_map(|r| (0..d_sae).map(move |p| (r, p))).map(|(r, p)| (all_v[r * d_sae + p], r, all_i[r * d_sae + p])).filter(|e| e.0 > 0.0).collect();
+    entries.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    entries.truncate(k_total);
+    let mut rows = vec![Vec::new(); n];
+    for (v, r, i) in entries {
+        rows[r].push((v, i));
+    }
+    rows
+}
+
+#[test]
+fn fused_batch_topk_equals_a_sort_of_the_whole_batch_including_rows_that_need_more_candidates() {
+    use sae_core::ops::host::fused_batch_topk_encode;
+    // 64 candidates per row at first (d_sae 300): every 37th row is scaled up so that it holds
+    // well over 64 winners and must be encoded again with more candidates.
+    let (n, d_in, d_sae) = (211, 11, 300);
+    let mut x = normals(n * d_in, 51);
+    for r in (0..n).step_by(37) {
+        x[r * d_in..(r + 1) * d_in].iter_mut().for_each(|v| *v *= 12.0);
+    }
+    let w = normals(d_in * d_sae, 52);
+    let dead: Vec<bool> = (0..d_sae).map(|j| j % 5 == 2).collect();
+    for (bias, k_total, threads) in [(0.0f32, n * 9, 2), (0.0, 0, 1), (-9.0, n * 9, 3), (0.5, n * d_sae, 2)] {
+        let b = vec![bias; d_sae];
+        let enc = HostEncoder { w_enc: &w, b_enc: &b, scale: None, d_in, d_sae };
+        let full = fused_topk_encode(&x, n, &enc, d_sae, None, 1).unwrap();
+        let want = batch_topk_by_full_sort(&full.values, &full.indices, n, d_sae, k_total);
+        let aux = HostAuxSelect { eligible: &dead, k: 7 };
+        let sel = fused_batch_topk_encode(&x, n, &enc, k_total, Some(aux), threads).unwrap();
+        let width = want.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        assert_eq!(sel.width, width, "bias {bias}, k_total {k_total}");
+        if k_total == n * 9 && bias == 0.0 {
+            assert!(width > 64, "no row needed a second pass ({width} winners at most): the test would not cover it");
+        }
+        for (r, row) in want.iter().enumerate() {
+            let got: Vec<(f32, i64)> = (0..width).map(|p| (sel.values[r * width + p], sel.indices[r * width + p])).collect();
+            assert_eq!(&got[..row.len()], &row[..], "row {r}, bias {bias}, k_total {k_total}");
+            assert!(got[row.len()..].iter().all(|e| *e == (0.0, -1)), "row {r}: empty slots");
+        }
+        let plain = fused_topk_encode(&x, n, &enc, 7, Some(aux), threads).unwrap();
+        assert_eq!((sel.aux_values, sel.aux_indices), (plain.aux_values, plain.aux_indices), "the AuxK selection");
+    }
+}

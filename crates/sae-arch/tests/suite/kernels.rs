@@ -181,3 +181,127 @@ pub fn topk_encode_equals_dense_path(device: &Device) {
         assert_eq!(&v[r * 4 + 2..r * 4 + 4], &[0.0, 0.0], "row {r}");
     }
 }
+
+/// Which of the selection rules [`selection_loss_and_grads`] runs.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    BatchTopK(usize),
+    GroupMax(usize),
+}
+
+/// Loss and gradients through a selection rule, fused (`ops::batch_topk_encode` /
+/// `ops::groupmax_encode`, with an AuxK selection) or dense (`ops::batch_topk` / `ops::groupmax`
+/// on the dense pre-activations, masked top-k for AuxK). Returns `(loss, [grad xc, grad W_enc,
+/// grad b_enc, grad W_dec])`.
+fn selection_loss_and_grads(device: &Device, rule: Rule, fused: bool) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let ad = device.clone().autodiff();
+    let (n, d_in, d_sae, k_aux) = (7, 6, 24, 3);
+    let xc = random(n, d_in, 61, &ad).require_grad();
+    let w_enc = random(d_in, d_sae, 62, &ad).require_grad();
+    let b_enc = random(1, d_sae, 63, &ad).reshape([d_sae]).require_grad();
+    let w_dec = random(d_sae, d_in, 64, &ad).require_grad();
+    let dead = Tensor::<1>::from_data(TensorData::new((0..d_sae).map(|j| (j % 4 == 3) as u8 as f32).collect::<Vec<f32>>(), [d_sae]), &ad).greater_elem(0.5);
+    let enc = ops::LinearEncoder { w_enc: w_enc.clone(), b_enc: b_enc.clone(), scale: Some(ops::row_norms(w_dec.clone())) };
+    let aux = Some(ops::AuxSelect { dead: &dead, k: k_aux });
+    let (codes, (aux_v, aux_i)) = if fused {
+        let sel = match rule {
+            Rule::BatchTopK(k_total) => ops::batch_topk_encode(xc.clone(), &enc, k_total, aux),
+            Rule::GroupMax(k) => ops::groupmax_encode(xc.clone(), &enc, k, aux),
+        };
+        (SparseCodes::topk(sel.values, sel.indices, d_sae), sel.aux.expect("aux selection"))
+    } else {
+        let pre = enc.pre(xc.clone());
+        let codes = match rule {
+            Rule::BatchTopK(k_total) => SparseCodes::dense(ops::batch_topk(pre.clone(), k_total)),
+            Rule::GroupMax(k) => {
+                let (v, i) = ops::groupmax(pre.clone(), k);
+                SparseCodes::topk(v, i, d_sae)
+            }
+        };
+        (codes, pre.mask_fill(dead.clone().bool_not().unsqueeze_dim(0), f32::NEG_INFINITY).topk_with_indices(k_aux, 1))
+    };
+    let recon = codes.times_decoder(w_dec.clone());
+    let aux = ops::sparse_decode(aux_v, aux_i, w_dec.clone());
+    let loss = (recon - xc.clone()).powi_scalar(2).sum() + aux.powi_scalar(2).sum().mul_scalar(0.5);
+    let g = loss.backward();
+    let grads = vec![host(xc.grad(&g).unwrap()), host(w_enc.grad(&g).unwrap()), host(b_enc.grad(&g).unwrap()), host(w_dec.grad(&g).unwrap())];
+    (host(loss.detach()), grads)
+}
+
+/// The fused BatchTopK and groupmax encoders (host selection on Flex/NdArray, burn ops on WGPU;
+/// sparse backward everywhere) equal the dense rules: loss and the gradients of the input,
+/// `W_enc`, `b_enc` and `W_dec`. BatchTopK keeps some rows fuller than others (`k_total` = 17
+/// over 7 rows), and once more than there are positive pre-activations.
+pub fn batch_topk_and_groupmax_encode_equal_dense_path(device: &Device) {
+    for rule in [Rule::BatchTopK(17), Rule::BatchTopK(7 * 24), Rule::GroupMax(4)] {
+        let (loss_f, grads_f) = selection_loss_and_grads(device, rule, true);
+        let (loss_d, grads_d) = selection_loss_and_grads(device, rule, false);
+        assert!(max_rel(&loss_f, &loss_d) < 1e-5, "{rule:?}: loss {loss_f:?} vs {loss_d:?}");
+        for (name, (f, d)) in ["xc", "W_enc", "b_enc", "W_dec"].iter().zip(grads_f.iter().zip(&grads_d)) {
+            assert!(d.iter().any(|v| *v != 0.0), "{rule:?} {name}: the dense gradient is zero, the test would prove nothing");
+            let err = max_rel(f, d);
+            assert!(err < 1e-5, "{rule:?}: gradient of {name}: max relative difference {err}");
+        }
+    }
+    // Without autodiff: the same codes as the dense rule, winners first in each row, and
+    // empty slots marked -1.
+    let x = random(9, 6, 71, device);
+    let enc = ops::LinearEncoder { w_enc: random(6, 40, 72, device), b_enc: random(1, 40, 73, device).reshape([40]), scale: None };
+    let sel = ops::batch_topk_encode(x.clone(), &enc, 20, None);
+    let dense = ops::batch_topk(enc.pre(x.clone()), 20);
+    // Empty slots contribute nothing, in the kernels and in the portable ops alike.
+    let w = random(40, 6, 74, device);
+    let fast = host(ops::sparse_decode(sel.values.clone(), sel.indices.clone(), w.clone()));
+    assert!(max_rel(&fast, &host(ops::sparse_decode_portable(sel.values.clone(), sel.indices.clone(), w))) < 1e-6);
+    let at = host(enc.pre_at(x.clone(), sel.indices.clone()));
+    assert!(max_rel(&at, &host(enc.pre_at_portable(x, sel.indices.clone()))) < 1e-6);
+    assert!(max_rel(&at, &host(sel.values.clone())) < 1e-5, "recomputed values differ from the selection's");
+    let codes = SparseCodes::topk(sel.values.clone(), sel.indices.clone(), 40);
+    assert!(max_rel(&host(codes.to_dense()), &host(dense)) < 1e-6);
+    let (v, i) = (host(sel.values), sel.indices.into_data().try_into_vec_as::<i64>().unwrap());
+    assert_eq!(v.iter().filter(|x| **x > 0.0).count(), 20);
+    assert!(v.iter().zip(&i).all(|(v, i)| (*v > 0.0) == (*i >= 0)), "a winner without a latent or an empty slot with a value");
+}
+
+/// The dense products of this backend (`ops::dense_kernels`: the host GEMM on Flex/NdArray,
+/// burn's matmul on WGPU) against burn's own ops: `op(a) · op(b)` for the four transpose
+/// combinations and the fused ReLU encoder, forward and gradients of every operand, at odd
+/// sizes.
+pub fn dense_kernels_equal_burn_ops(device: &Device) {
+    use sae_core::ops::dense_kernels::{linear_relu, matmul_t};
+    let (n, k, m) = (9, 7, 11);
+    let run = |fused: bool, ta: bool, tb: bool| {
+        let ad = device.clone().autodiff();
+        let a = if ta { random(k, n, 81, &ad) } else { random(n, k, 81, &ad) }.require_grad();
+        let b = if tb { random(m, k, 82, &ad) } else { random(k, m, 82, &ad) }.require_grad();
+        let out = if fused {
+            matmul_t(a.clone(), b.clone(), ta, tb)
+        } else {
+            let x = if ta { a.clone().transpose() } else { a.clone() };
+            let y = if tb { b.clone().transpose() } else { b.clone() };
+            x.matmul(y)
+        };
+        let g = out.clone().sin().sum().backward();
+        [host(out.detach()), host(a.grad(&g).unwrap()), host(b.grad(&g).unwrap())]
+    };
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let (f, d) = (run(true, ta, tb), run(false, ta, tb));
+        for (name, (x, y)) in ["product", "grad a", "grad b"].iter().zip(f.iter().zip(&d)) {
+            assert!(max_rel(x, y) < 1e-5, "matmul_t ta={ta} tb={tb}: {name} differs by {}", max_rel(x, y));
+        }
+    }
+    let relu = |fused: bool| {
+        let ad = device.clone().autodiff();
+        let x = random(n, k, 83, &ad).require_grad();
+        let w = random(k, m, 84, &ad).require_grad();
+        let b = random(1, m, 85, &ad).reshape([m]).require_grad();
+        let out = if fused { linear_relu(x.clone(), w.clone(), b.clone()) } else { (x.clone().matmul(w.clone()) + b.clone().unsqueeze_dim(0)).clamp_min(0.0) };
+        let g = (out.clone() * out.clone()).sum().backward();
+        [host(out.detach()), host(x.grad(&g).unwrap()), host(w.grad(&g).unwrap()), host(b.grad(&g).unwrap())]
+    };
+    let (f, d) = (relu(true), relu(false));
+    assert!(d[0].contains(&0.0) && d[0].iter().any(|v| *v > 0.0), "the ReLU must cut some entries and keep others");
+    for (name, (x, y)) in ["acts", "grad x", "grad w", "grad b"].iter().zip(f.iter().zip(&d)) {
+        assert!(max_rel(x, y) < 1e-5, "linear_relu: {name} differs by {}", max_rel(x, y));
+    }
+}

@@ -8,11 +8,15 @@ use super::host;
 
 /// `a [m, k] · b [k, n]`. When both tensors are on Flex or NdArray without autodiff (inference,
 /// or the detached selection pass of training), this is the threaded host GEMM
-/// ([`host::gemm::matmul`]); otherwise burn's `matmul`, with its gradients. Allocates `m × n`.
+/// ([`host::gemm::matmul`]); under autodiff on those backends the same GEMM with its backward
+/// ([`super::dense_kernels`]); otherwise burn's `matmul`, with its gradients. Allocates `m × n`.
 pub fn matmul(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     {
         let (da, db) = (a.device(), b.device());
+        if host::is_host(&da) && (da.is_autodiff() || db.is_autodiff()) && !super::portable_only() {
+            return super::dense_kernels::matmul_t(a, b, false, false);
+        }
         if host::is_host(&da) && !da.is_autodiff() && !db.is_autodiff() && !super::portable_only() {
             let ([m, k], [_, n]) = (a.dims(), b.dims());
             let (av, bv) = (host::HostF32::of(&a), host::HostF32::of(&b));
@@ -35,8 +39,10 @@ pub enum DenseActivation {
 }
 
 /// `activation(x · w + b)`, `[m, n]`, for the dense (ReLU-family) encoders. On Flex and NdArray
-/// without autodiff the bias and activation run inside the threaded GEMM, block by block;
-/// otherwise in burn tensor ops (differentiable). Allocates `m × n`.
+/// without autodiff the bias and activation run inside the threaded GEMM, block by block; under
+/// autodiff there, ReLU is one operation with a fused backward
+/// ([`super::dense_kernels::linear_relu`]); otherwise burn tensor ops (differentiable).
+/// Allocates `m × n`.
 pub fn dense_encode(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, activation: &DenseActivation) -> Tensor<2> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     {
@@ -64,7 +70,11 @@ pub fn dense_encode(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, activation: &Dense
             }
         }
     }
-    let pre = x.matmul(w) + b.unsqueeze_dim(0);
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    if matches!(activation, DenseActivation::Relu) && host::is_host(&x.device()) && !super::portable_only() {
+        return super::dense_kernels::linear_relu(x, w, b);
+    }
+    let pre = matmul(x, w) + b.unsqueeze_dim(0);
     match activation {
         DenseActivation::Relu => pre.clamp_min(0.0),
         DenseActivation::JumpRelu(t) => {

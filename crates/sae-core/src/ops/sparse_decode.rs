@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor};
 const GATHER_BUDGET: usize = 1 << 24;
 
 /// Sparse decode of top-k codes: `values [n, k]`, `indices [n, k]`, `w_dec [d_sae, d_out]` →
-/// `[n, d_out]` (no bias). Differentiable in `values` and `w_dec`. On Flex, NdArray and the
+/// `[n, d_out]` (no bias). A negative index is an empty slot and contributes nothing. Differentiable in `values` and `w_dec`. On Flex, NdArray and the
 /// CubeCL backends (WGPU, CUDA) this is the backend's own kernel with its sparse backward
 /// (`kernels::sparse_decode`); elsewhere [`sparse_decode_portable`].
 pub fn sparse_decode(values: Tensor<2>, indices: Tensor<2, Int>, w_dec: Tensor<2>) -> Tensor<2> {
@@ -31,9 +31,10 @@ pub fn sparse_decode_portable(values: Tensor<2>, indices: Tensor<2, Int>, w_dec:
     while start < n {
         let end = (start + chunk).min(n);
         let rows = end - start;
-        let idx = indices.clone().slice([start..end, 0..k]).reshape([rows * k]);
-        let gathered = w_dec.clone().select(0, idx).reshape([rows, k, d_out]);
-        let vals = values.clone().slice([start..end, 0..k]).reshape([rows, k, 1]);
+        let idx = indices.clone().slice([start..end, 0..k]);
+        let empty = idx.clone().lower_elem(0);
+        let gathered = w_dec.clone().select(0, idx.clamp_min(0).reshape([rows * k])).reshape([rows, k, d_out]);
+        let vals = values.clone().slice([start..end, 0..k]).mask_fill(empty, 0.0).reshape([rows, k, 1]);
         parts.push((gathered * vals).sum_dim(1).reshape([rows, d_out]));
         start = end;
     }

@@ -13,7 +13,7 @@
 mod kernels;
 
 use burn::backend::Cube;
-use burn::backend::ops::IntTensorOps;
+use burn::backend::ops::{FloatTensorOps, IntTensorOps};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::tensor::{DType, Device, Shape};
 use burn_cubecl::cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise, client::Client};
@@ -21,6 +21,7 @@ use burn_cubecl::kernel::{cast, into_contiguous};
 use burn_cubecl::ops::numeric::{empty_device_dtype, zeros_client};
 use burn_cubecl::tensor::CubeTensor;
 
+use super::dense_kernels::DenseKernels;
 use super::kernels::{SparseKernels, dims2};
 
 /// Whether `device` (with or without autodiff) is a CubeCL device (WGPU, CUDA, ...), where the
@@ -159,5 +160,24 @@ impl SparseKernels for Cube {
             d,
         );
         restore(out, dtype)
+    }
+}
+
+impl DenseKernels for Cube {
+    fn linear_relu(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let ([n, _], [_, m]) = (dims2(&x), dims2(&w));
+        let bias = Cube::float_expand(Cube::float_reshape(b, Shape::new([1, m])), Shape::new([n, m]));
+        Cube::float_clamp_min(Cube::float_add(Cube::float_matmul(x, w), bias), burn::tensor::Scalar::Float(0.0))
+    }
+
+    fn relu_mask(g: FloatTensor<Self>, acts: FloatTensor<Self>) -> FloatTensor<Self> {
+        // `acts` is a ReLU's output (≥ 0): its sign is 1 where it is positive, else 0.
+        Cube::float_mul(g, Cube::float_sign(acts))
+    }
+
+    fn matmul_t(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
+        let a = if ta { Cube::float_transpose(a) } else { a };
+        let b = if tb { Cube::float_transpose(b) } else { b };
+        Cube::float_matmul(a, b)
     }
 }

@@ -11,7 +11,9 @@ use std::borrow::Cow;
 
 use burn::tensor::{TensorData, read_sync};
 
+use super::super::dense_kernels::DenseKernels;
 use super::super::kernels::{SparseKernels, dims2};
+use super::gemm::{self, Operand};
 use super::{sparse, threads};
 
 /// Host values of a float primitive (`len` zeros if the backend cannot be read, which a CPU
@@ -92,6 +94,50 @@ fn host_scatter_outer<B: HostView>(coeffs: FloatTensor<B>, indices: IntTensor<B>
     B::float_from_data(TensorData::new(out, [m, d]), &device)
 }
 
+/// `op(a) · op(b)` on the host GEMM, reading both operands in place with their layout.
+fn host_matmul_t<B: HostView>(a: FloatTensor<B>, b: FloatTensor<B>, ta: bool, tb: bool) -> FloatTensor<B> {
+    let ([ra, ca], [rb, cb], device) = (dims2(&a), dims2(&b), a.device());
+    let (sa, sb) = (float_slice::<B>(&a, ra * ca), float_slice::<B>(&b, rb * cb));
+    let operand = |data, rows, cols, t: bool| if t { Operand::transpose_of(data, cols, rows) } else { Operand::row_major(data, rows, cols) };
+    let (oa, ob) = (operand(&sa[..], ra, ca, ta), operand(&sb[..], rb, cb, tb));
+    let (m, n) = (oa.rows, ob.cols);
+    match gemm::matmul_operands(oa, ob, threads()) {
+        Ok(out) => B::float_from_data(TensorData::new(out, [m, n]), &device),
+        // Inner sizes that differ: burn's matmul reports the mismatch in its own words.
+        Err(_) => {
+            let a = if ta { B::float_transpose(a) } else { a };
+            let b = if tb { B::float_transpose(b) } else { b };
+            B::float_matmul(a, b)
+        }
+    }
+}
+
+/// `max(x · w + b, 0)` on the host GEMM, with the bias and ReLU in its epilogue.
+fn host_linear_relu<B: HostView>(x: FloatTensor<B>, w: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+    let ([n, k], [kw, m], device) = (dims2(&x), dims2(&w), x.device());
+    let (sx, sw, sb) = (float_slice::<B>(&x, n * k), float_slice::<B>(&w, kw * m), float_slice::<B>(&b, m));
+    let bias: &[f32] = &sb;
+    match gemm::matmul_then(&sx, n, &sw, kw, m, threads(), |row| row.iter_mut().zip(bias).for_each(|(p, b)| *p = (*p + b).max(0.0))) {
+        Ok(out) => B::float_from_data(TensorData::new(out, [n, m]), &device),
+        // Inner sizes that differ: burn's matmul reports the mismatch in its own words.
+        Err(_) => B::float_matmul(x, w),
+    }
+}
+
+/// `g` where `acts > 0`, else 0, in one threaded pass.
+fn host_relu_mask<B: HostView>(g: FloatTensor<B>, acts: FloatTensor<B>) -> FloatTensor<B> {
+    let ([n, m], device) = (dims2(&g), g.device());
+    let (sg, sa) = (float_slice::<B>(&g, n * m), float_slice::<B>(&acts, n * m));
+    let mut out = vec![0.0f32; n * m];
+    let per = (n * m).div_ceil(threads()).max(1);
+    std::thread::scope(|s| {
+        for ((o, g), a) in out.chunks_mut(per).zip(sg.chunks(per)).zip(sa.chunks(per)) {
+            s.spawn(move || o.iter_mut().zip(g).zip(a).for_each(|((o, g), a)| *o = if *a > 0.0 { *g } else { 0.0 }));
+        }
+    });
+    B::float_from_data(TensorData::new(out, [n, m]), &device)
+}
+
 macro_rules! host_impl {
     ($backend:ty) => {
         impl SparseKernels for $backend {
@@ -103,6 +149,17 @@ macro_rules! host_impl {
             }
             fn scatter_outer(coeffs: FloatTensor<Self>, indices: IntTensor<Self>, x: FloatTensor<Self>, m: usize) -> FloatTensor<Self> {
                 host_scatter_outer::<Self>(coeffs, indices, x, m)
+            }
+        }
+        impl DenseKernels for $backend {
+            fn linear_relu(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+                host_linear_relu::<Self>(x, w, b)
+            }
+            fn relu_mask(g: FloatTensor<Self>, acts: FloatTensor<Self>) -> FloatTensor<Self> {
+                host_relu_mask::<Self>(g, acts)
+            }
+            fn matmul_t(a: FloatTensor<Self>, b: FloatTensor<Self>, ta: bool, tb: bool) -> FloatTensor<Self> {
+                host_matmul_t::<Self>(a, b, ta, tb)
             }
         }
     };

@@ -15,16 +15,60 @@ pub const BLOCK_BYTES: usize = 24 << 20;
 
 use super::packed::PackedRhs;
 
+/// A GEMM operand: the logical matrix `[rows, cols]`, stored row-major (`transposed = false`)
+/// or as its transpose, i.e. a row-major `[cols, rows]` slice (`transposed = true`), so that
+/// `Aᵀ · B` and `A · Bᵀ` (the gradients of a product) need no transposed copy.
+#[derive(Debug, Clone, Copy)]
+pub struct Operand<'a> {
+    /// The stored elements (`rows × cols` of them).
+    pub data: &'a [f32],
+    /// Logical rows.
+    pub rows: usize,
+    /// Logical columns.
+    pub cols: usize,
+    /// Whether `data` holds the transpose (row-major `[cols, rows]`).
+    pub transposed: bool,
+}
+
+impl<'a> Operand<'a> {
+    /// `data` as a row-major `[rows, cols]` matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self { data, rows, cols, transposed: false }
+    }
+
+    /// The transpose of the row-major `[cols, rows]` matrix `data`: logically `[rows, cols]`.
+    pub fn transpose_of(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self { data, rows, cols, transposed: true }
+    }
+
+    /// Strides `(between rows, between columns)` of the logical matrix in `data`.
+    fn strides(&self) -> (usize, usize) {
+        if self.transposed { (1, self.rows) } else { (self.cols, 1) }
+    }
+}
+
 /// `dst [m, n] = a [m, k] · b [k, n]`, row-major, single-threaded. `dst` is only written.
 pub(super) fn gemm_rows(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+    gemm_rows_of(Operand::row_major(&a[..m * k], m, k), 0, m, Operand::row_major(b, k, n), dst);
+}
+
+/// `dst [m, n] = a[r0 .. r0 + m] · b` with the `gemm` crate (any operand layout: it takes
+/// strides), single-threaded. `dst` is only written.
+fn gemm_rows_of(a: Operand<'_>, r0: usize, m: usize, b: Operand<'_>, dst: &mut [f32]) {
+    let (k, n) = (b.rows, b.cols);
     if k == 0 {
-        dst.fill(0.0);
+        dst[..m * n].fill(0.0);
         return;
     }
-    assert!(a.len() >= m * k && b.len() >= k * n && dst.len() >= m * n, "invariant: GEMM operand sizes");
-    // SAFETY: the three pointers cover `m × k`, `k × n` and `m × n` row-major elements (checked
-    // above), `dst` does not alias the inputs (it is a distinct `&mut`), and `read_dst = false`
-    // means `dst` is only written.
+    assert!(
+        a.cols == k && r0 + m <= a.rows && a.data.len() >= a.rows * k && b.data.len() >= k * n && dst.len() >= m * n,
+        "invariant: GEMM operand sizes"
+    );
+    let ((a_rs, a_cs), (b_rs, b_cs)) = (a.strides(), b.strides());
+    // SAFETY: `a` covers `a.rows × k` elements at strides `(a_rs, a_cs)` and the first of rows
+    // `r0 .. r0 + m` is at `r0 · a_rs`; `b` covers `k × n` at `(b_rs, b_cs)`; `dst` `m × n`
+    // row-major (all checked above). `dst` does not alias the inputs (a distinct `&mut`), and
+    // `read_dst = false` means it is only written.
     unsafe {
         gemm::gemm(
             m,
@@ -34,12 +78,12 @@ pub(super) fn gemm_rows(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, dst:
             1,
             n as isize,
             false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
+            a.data.as_ptr().add(r0 * a_rs),
+            a_cs as isize,
+            a_rs as isize,
+            b.data.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
             0.0f32,
             1.0f32,
             false,
@@ -55,20 +99,26 @@ pub(super) fn gemm_rows(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, dst:
 pub(super) enum Rhs<'a> {
     /// Packed in 16-column panels, shared by every thread.
     Packed(PackedRhs),
-    /// Row-major `[k, n]`.
-    Plain(&'a [f32], usize, usize),
+    /// The operand itself, for the `gemm` crate.
+    Plain(Operand<'a>),
 }
 
 impl<'a> Rhs<'a> {
-    /// `b` `[k, n]` prepared for [`Rhs::mul_rows`] on `m` rows of `a`, packed with `threads`
-    /// threads where that pays: from [`PACKED_MIN_ROWS`] rows on. `SAE_GEMM=crate` keeps the
-    /// `gemm` crate's kernels (for comparisons).
+    /// `b` `[k, n]` (row-major) prepared for [`Rhs::mul_rows`] on `m` rows of `a`; see
+    /// [`Rhs::of`].
     pub(super) fn new(b: &'a [f32], m: usize, k: usize, n: usize, threads: usize) -> Self {
+        Self::of(Operand::row_major(b, k, n), m, threads)
+    }
+
+    /// The operand `b` prepared for products with `m` rows, packed with `threads` threads where
+    /// that pays: from [`PACKED_MIN_ROWS`] rows on. `SAE_GEMM=crate` keeps the `gemm` crate's
+    /// kernels (for comparisons).
+    pub(super) fn of(b: Operand<'a>, m: usize, threads: usize) -> Self {
         static CRATE_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         let crate_only = *CRATE_ONLY.get_or_init(|| std::env::var("SAE_GEMM").is_ok_and(|v| v == "crate"));
-        match (!crate_only && m >= PACKED_MIN_ROWS).then(|| PackedRhs::new(b, k, n, threads)).flatten() {
+        match (!crate_only && m >= PACKED_MIN_ROWS).then(|| PackedRhs::of(b, threads)).flatten() {
             Some(p) => Rhs::Packed(p),
-            None => Rhs::Plain(b, k, n),
+            None => Rhs::Plain(b),
         }
     }
 
@@ -85,7 +135,15 @@ impl<'a> Rhs<'a> {
     pub(super) fn mul_rows(&self, a: &[f32], m: usize, dst: &mut [f32], a_pack: &mut Vec<f32>) {
         match self {
             Rhs::Packed(p) => p.mul_rows(a, m, dst, a_pack),
-            Rhs::Plain(b, k, n) => gemm_rows(a, m, b, *k, *n, dst),
+            Rhs::Plain(b) => gemm_rows(a, m, b.data, b.rows, b.cols, dst),
+        }
+    }
+
+    /// `dst [m, n] = a[r0 .. r0 + m] · b` for an operand `a` of any layout, single-threaded.
+    fn mul_rows_of(&self, a: Operand<'_>, r0: usize, m: usize, dst: &mut [f32], a_pack: &mut Vec<f32>) {
+        match self {
+            Rhs::Packed(p) => p.mul_rows_of(a, r0, m, dst, a_pack),
+            Rhs::Plain(b) => gemm_rows_of(a, r0, m, *b, dst),
         }
     }
 }
@@ -112,11 +170,28 @@ pub fn matmul(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: usize
 pub fn matmul_then(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: usize, epilogue: impl Fn(&mut [f32]) + Sync) -> crate::Result<Vec<f32>> {
     super::check_len("a", a.len(), &[m, k])?;
     super::check_len("b", b.len(), &[k, n])?;
+    product(Operand::row_major(a, m, k), Operand::row_major(b, k, n), threads, epilogue)
+}
+
+/// `a · b` for operands of any layout (`Aᵀ · B`, `A · Bᵀ`: the gradients of a product, without
+/// transposed copies), with `threads` threads as [`matmul`]. Operands whose slices do not hold
+/// `rows × cols` elements, or whose inner sizes differ, are a
+/// [`ShapeMismatch`](crate::SaeError::ShapeMismatch).
+pub fn matmul_operands(a: Operand<'_>, b: Operand<'_>, threads: usize) -> crate::Result<Vec<f32>> {
+    super::check_len("a", a.data.len(), &[a.rows, a.cols])?;
+    super::check_len("b", b.data.len(), &[b.rows, b.cols])?;
+    super::check_len("b's rows (a's columns)", b.rows, &[a.cols])?;
+    product(a, b, threads, |_| {})
+}
+
+/// The threaded product behind [`matmul_then`] and [`matmul_operands`] (sizes checked).
+fn product(a: Operand<'_>, b: Operand<'_>, threads: usize, epilogue: impl Fn(&mut [f32]) + Sync) -> crate::Result<Vec<f32>> {
+    let (m, n) = (a.rows, b.cols);
     let mut out = vec![0.0f32; m * n];
     if m == 0 || n == 0 {
         return Ok(out);
     }
-    let rhs = Rhs::new(b, m, k, n, threads);
+    let rhs = Rhs::of(b, m, threads);
     let rows_per = m.div_ceil(threads.max(1)).max(1);
     let block = rhs.block_rows(n);
     std::thread::scope(|s| {
@@ -128,7 +203,7 @@ pub fn matmul_then(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: 
                 for (i, dst) in part.chunks_mut(block * n).enumerate() {
                     let r0 = first + i * block;
                     let rows = dst.len() / n;
-                    rhs.mul_rows(&a[r0 * k..(r0 + rows) * k], rows, dst, &mut a_pack);
+                    rhs.mul_rows_of(a, r0, rows, dst, &mut a_pack);
                     dst.chunks_mut(n).for_each(epilogue);
                 }
             });
@@ -139,7 +214,7 @@ pub fn matmul_then(a: &[f32], m: usize, b: &[f32], k: usize, n: usize, threads: 
 
 #[cfg(test)]
 mod tests {
-    use super::{PackedRhs, Rhs};
+    use super::{Operand, PackedRhs, Rhs};
 
     fn values(len: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -160,8 +235,8 @@ mod tests {
     fn both_kernels_equal_an_f64_product_at_odd_shapes() {
         for (m, k, n) in [(13, 300, 37), (6, 16, 16), (1, 1, 1), (97, 513, 5), (5, 7, 33), (4, 0, 3)] {
             let (a, b) = (values(m * k, 1), values(k * n, 2));
-            let mut kernels = vec![Rhs::Plain(&b, k, n)];
-            kernels.extend(PackedRhs::new(&b, k, n, 3).map(Rhs::Packed));
+            let mut kernels = vec![Rhs::Plain(Operand::row_major(&b, k, n))];
+            kernels.extend(PackedRhs::of(Operand::row_major(&b, k, n), 3).map(Rhs::Packed));
             for rhs in &kernels {
                 let name = if matches!(rhs, Rhs::Packed(_)) { "packed" } else { "gemm crate" };
                 let mut dst = vec![f32::NAN; m * n + 3];
@@ -176,5 +251,43 @@ mod tests {
                 assert!(dst[m * n..].iter().all(|v| v.is_nan()), "{name} wrote past the output");
             }
         }
+    }
+
+    /// `A · B`, `Aᵀ · B`, `A · Bᵀ` and `Aᵀ · Bᵀ` from the stored matrices, on both kernels, for
+    /// a block of rows that starts inside `a` (`r0`), against an f64 product; and the threaded
+    /// [`super::matmul_operands`] on the same operands.
+    #[test]
+    fn transposed_operands_equal_an_f64_product_on_both_kernels() {
+        let (rows, k, n, r0, m) = (23, 301, 37, 5, 13);
+        let (a_store, b_store) = (values(rows * k, 3), values(k * n, 4));
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            // The logical a [rows, k] and b [k, n]; stored transposed where asked.
+            let at = |i: usize, j: usize| if ta { a_store[j * rows + i] } else { a_store[i * k + j] };
+            let bt = |i: usize, j: usize| if tb { b_store[j * k + i] } else { b_store[i * n + j] };
+            let a = if ta { Operand::transpose_of(&a_store, rows, k) } else { Operand::row_major(&a_store, rows, k) };
+            let b = if tb { Operand::transpose_of(&b_store, k, n) } else { Operand::row_major(&b_store, k, n) };
+            let want = |r: usize, j: usize| (0..k).map(|i| at(r, i) as f64 * bt(i, j) as f64).sum::<f64>();
+            let mut kernels = vec![Rhs::Plain(b)];
+            kernels.extend(PackedRhs::of(b, 2).map(Rhs::Packed));
+            for rhs in &kernels {
+                let name = if matches!(rhs, Rhs::Packed(_)) { "packed" } else { "gemm crate" };
+                let mut dst = vec![f32::NAN; m * n];
+                rhs.mul_rows_of(a, r0, m, &mut dst, &mut Vec::new());
+                for r in 0..m {
+                    for j in 0..n {
+                        let (got, w) = (dst[r * n + j] as f64, want(r0 + r, j));
+                        assert!((got - w).abs() < 1e-4 * (1.0 + w.abs()), "{name} ta={ta} tb={tb} [{r},{j}]: {got} vs {w}");
+                    }
+                }
+            }
+            let full = super::matmul_operands(a, b, 3).unwrap();
+            for r in 0..rows {
+                for j in 0..n {
+                    let (got, w) = (full[r * n + j] as f64, want(r, j));
+                    assert!((got - w).abs() < 1e-4 * (1.0 + w.abs()), "matmul_operands ta={ta} tb={tb} [{r},{j}]");
+                }
+            }
+        }
+        assert!(super::matmul_operands(Operand::row_major(&a_store, rows, k), Operand::row_major(&b_store[..n], 1, n), 1).is_err(), "inner sizes differ");
     }
 }

@@ -4,9 +4,10 @@
 //! `sae-core/tests/host_kernels.rs` and the backend suite of `sae-arch` compare the two (forward and gradients) on odd shapes.
 //!
 //! Only the code that needs raw memory lives here; deciding when to use it is
-//! [`super::topk_encode`]'s job.
+//! [`super::topk_encode`]'s and [`super::batch_topk_encode`]'s job.
 
 pub mod adam;
+mod batch_select;
 mod encode;
 mod backend;
 pub mod gemm;
@@ -17,6 +18,7 @@ pub(crate) mod simd;
 pub mod sparse;
 mod view;
 
+pub use batch_select::{HostBatchSelection, fused_batch_topk_encode};
 pub use encode::{HostAuxSelect, HostEncoder, HostSelections, fused_topk_encode};
 pub use select::{Eligible, topk_row, topk_rows};
 pub use view::HostF32;

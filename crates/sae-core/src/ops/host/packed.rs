@@ -18,6 +18,8 @@
 //! caller uses the `gemm` crate with its own run-time dispatch), and only for 2 048 rows or more
 //! (below that, packing all of `W_enc` up front costs more than it saves).
 
+use super::gemm::Operand;
+
 /// Columns per panel (two 8-lane AVX registers).
 const NR: usize = 16;
 /// Rows per micro-tile.
@@ -38,10 +40,11 @@ pub struct PackedRhs {
 }
 
 impl PackedRhs {
-    /// Packs `b` `[k, n]` (row-major) with `threads` threads, or `None` when this CPU lacks AVX2
-    /// and FMA, or `b` is not `k × n` long.
-    pub fn new(b: &[f32], k: usize, n: usize, threads: usize) -> Option<Self> {
-        if !supported() || b.len() != k * n {
+    /// Packs the operand `b` (logically `[k, n]`, stored row-major or transposed) with `threads`
+    /// threads, or `None` when this CPU lacks AVX2 and FMA, or `b`'s slice is not `k × n` long.
+    pub fn of(b: Operand<'_>, threads: usize) -> Option<Self> {
+        let (k, n) = (b.rows, b.cols);
+        if !supported() || b.data.len() != k * n {
             return None;
         }
         let panels = n.div_ceil(NR);
@@ -57,8 +60,16 @@ impl PackedRhs {
                         for (i, panel) in part.chunks_mut(panel_len).enumerate() {
                             let c0 = (t * per + i) * NR;
                             let w = NR.min(n - c0);
-                            for (kk, dst) in panel.chunks_mut(NR).enumerate() {
-                                dst[..w].copy_from_slice(&b[kk * n + c0..kk * n + c0 + w]);
+                            if b.transposed {
+                                // Column `c` of `b` is row `c` of the stored matrix.
+                                for j in 0..w {
+                                    let col = &b.data[(c0 + j) * k..(c0 + j + 1) * k];
+                                    col.iter().enumerate().for_each(|(kk, v)| panel[kk * NR + j] = *v);
+                                }
+                            } else {
+                                for (kk, dst) in panel.chunks_mut(NR).enumerate() {
+                                    dst[..w].copy_from_slice(&b.data[kk * n + c0..kk * n + c0 + w]);
+                                }
                             }
                         }
                     });
@@ -77,8 +88,14 @@ impl PackedRhs {
     /// for the packed rows of `a` (grown as needed, reusable across calls). Blocks of up to ~100
     /// rows keep the packed rows in L2.
     pub fn mul_rows(&self, a: &[f32], m: usize, dst: &mut [f32], a_pack: &mut Vec<f32>) {
+        self.mul_rows_of(Operand::row_major(&a[..m * self.k], m, self.k), 0, m, dst, a_pack);
+    }
+
+    /// `dst [m, n] = a[r0 .. r0 + m] · b` for an operand `a` (logically `[rows, k]`, stored
+    /// row-major or transposed), single-threaded; otherwise as [`PackedRhs::mul_rows`].
+    pub fn mul_rows_of(&self, a: Operand<'_>, r0: usize, m: usize, dst: &mut [f32], a_pack: &mut Vec<f32>) {
         let (k, n) = (self.k, self.n);
-        assert!(a.len() >= m * k && dst.len() >= m * n, "invariant: GEMM operand sizes");
+        assert!(a.cols == k && r0 + m <= a.rows && a.data.len() >= a.rows * k && dst.len() >= m * n, "invariant: GEMM operand sizes");
         if k == 0 {
             dst[..m * n].fill(0.0);
             return;
@@ -88,7 +105,7 @@ impl PackedRhs {
         let kcb = k.div_ceil(k.div_ceil(KC));
         for k0 in (0..k).step_by(kcb) {
             let kc = kcb.min(k - k0);
-            pack_rows(a, m, k, k0, kc, a_pack);
+            pack_rows(a, r0, m, k0, kc, a_pack);
             for p in 0..n.div_ceil(NR) {
                 let b = &self.panel(p)[k0 * NR..(k0 + kc) * NR];
                 let cols = NR.min(n - p * NR);
@@ -120,18 +137,29 @@ pub fn supported() -> bool {
     }
 }
 
-/// Packs columns `k0 .. k0 + kc` of the `m` rows of `a` (row stride `k`) as micro-panels of `MR`
-/// rows: element `[kk, r]` of tile `t` at `t·MR·kc + kk·MR + r`, zero past row `m`.
-fn pack_rows(a: &[f32], m: usize, k: usize, k0: usize, kc: usize, out: &mut Vec<f32>) {
+/// Packs columns `k0 .. k0 + kc` of rows `r0 .. r0 + m` of `a` as micro-panels of `MR` rows:
+/// element `[kk, r]` of tile `t` at `t·MR·kc + kk·MR + r`, zero past row `m`.
+fn pack_rows(a: Operand<'_>, r0: usize, m: usize, k0: usize, kc: usize, out: &mut Vec<f32>) {
     let tiles = m.div_ceil(MR);
+    let k = a.cols;
     out.clear();
     out.resize(tiles * MR * kc, 0.0);
     for t in 0..tiles {
         let tile = &mut out[t * MR * kc..(t + 1) * MR * kc];
-        for r in 0..MR.min(m - t * MR) {
-            let row = &a[(t * MR + r) * k + k0..(t * MR + r) * k + k0 + kc];
-            for (kk, v) in row.iter().enumerate() {
-                tile[kk * MR + r] = *v;
+        let (first, rows) = (r0 + t * MR, MR.min(m - t * MR));
+        if a.transposed {
+            // Row `first + r` of `a` is column `first + r` of the stored matrix: for each depth
+            // `kk` the tile's rows are `rows` consecutive stored elements.
+            for kk in 0..kc {
+                let src = &a.data[(k0 + kk) * a.rows + first..(k0 + kk) * a.rows + first + rows];
+                tile[kk * MR..kk * MR + rows].copy_from_slice(src);
+            }
+        } else {
+            for r in 0..rows {
+                let row = &a.data[(first + r) * k + k0..(first + r) * k + k0 + kc];
+                for (kk, v) in row.iter().enumerate() {
+                    tile[kk * MR + r] = *v;
+                }
             }
         }
     }
