@@ -26,9 +26,11 @@ pub struct AuxSelect<'a> {
 /// [`groupmax_encode`](super::groupmax_encode)) selected.
 #[derive(Debug, Clone)]
 pub struct TopKSelection {
-    /// ReLU of the `k` largest pre-activations per row, in descending order, `[n, k]`.
+    /// ReLU of the selected pre-activations, `[n, slots]`: per row in descending order for
+    /// top-k and BatchTopK (whose empty slots, after a row's winners, hold 0), in group order
+    /// for groupmax.
     pub values: Tensor<2>,
-    /// Their latent indices, `[n, k]`.
+    /// Their latent indices, `[n, slots]`; `-1` marks an empty slot.
     pub indices: Tensor<2, Int>,
     /// The auxiliary selection, when asked for: raw pre-activations (no ReLU) `[n, k_aux]` and
     /// their indices.
