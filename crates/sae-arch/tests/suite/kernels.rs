@@ -304,4 +304,14 @@ pub fn dense_kernels_equal_burn_ops(device: &Device) {
     for (name, (x, y)) in ["acts", "grad x", "grad w", "grad b"].iter().zip(f.iter().zip(&d)) {
         assert!(max_rel(x, y) < 1e-5, "linear_relu: {name} differs by {}", max_rel(x, y));
     }
+    // A bias of the wrong length is burn's shape error, never a result with some columns
+    // missing their bias (the host epilogue would zip it short).
+    if sae_core::ops::host::is_host(device) {
+        for autodiff in [false, true] {
+            let dev = if autodiff { device.clone().autodiff() } else { device.clone() };
+            let (x, w, b) = (random(n, k, 83, &dev), random(k, m, 84, &dev), random(1, m - 2, 85, &dev).reshape([m - 2]));
+            let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ops::dense_encode(x, w, b, &ops::DenseActivation::Relu).into_data()));
+            assert!(encoded.is_err(), "a bias of {} for {m} latents was accepted (autodiff: {autodiff})", m - 2);
+        }
+    }
 }

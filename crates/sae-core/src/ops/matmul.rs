@@ -52,7 +52,11 @@ pub fn dense_encode(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, activation: &Dense
             DenseActivation::Relu => None,
         };
         let plain = |d: burn::tensor::Device| host::is_host(&d) && !d.is_autodiff() && !super::portable_only();
-        if plain(device.clone()) && plain(w.device()) && plain(b.device()) && threshold.is_none_or(|t| plain(t.device())) {
+        // A bias or threshold whose length is not `w`'s width goes to burn's ops below, which
+        // report the mismatch (the epilogue's `zip` would silently skip the extra columns).
+        let n = w.dims()[1];
+        let fits = b.dims()[0] == n && threshold.is_none_or(|t| t.dims()[0] == n);
+        if fits && plain(device.clone()) && plain(w.device()) && plain(b.device()) && threshold.is_none_or(|t| plain(t.device())) {
             let ([m, k], [_, n]) = (x.dims(), w.dims());
             let host = |t: burn::tensor::TensorData| crate::params::host_f32(t);
             let (xv, wv, bv) = (host::HostF32::of(&x), host::HostF32::of(&w), host(b.clone().into_data()));
@@ -71,7 +75,7 @@ pub fn dense_encode(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, activation: &Dense
         }
     }
     #[cfg(any(feature = "flex", feature = "ndarray"))]
-    if matches!(activation, DenseActivation::Relu) && host::is_host(&x.device()) && !super::portable_only() {
+    if matches!(activation, DenseActivation::Relu) && b.dims()[0] == w.dims()[1] && host::is_host(&x.device()) && !super::portable_only() {
         return super::dense_kernels::linear_relu(x, w, b);
     }
     let pre = matmul(x, w) + b.unsqueeze_dim(0);

@@ -115,12 +115,22 @@ fn host_matmul_t<B: HostView>(a: FloatTensor<B>, b: FloatTensor<B>, ta: bool, tb
 /// `max(x · w + b, 0)` on the host GEMM, with the bias and ReLU in its epilogue.
 fn host_linear_relu<B: HostView>(x: FloatTensor<B>, w: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
     let ([n, k], [kw, m], device) = (dims2(&x), dims2(&w), x.device());
-    let (sx, sw, sb) = (float_slice::<B>(&x, n * k), float_slice::<B>(&w, kw * m), float_slice::<B>(&b, m));
-    let bias: &[f32] = &sb;
-    match gemm::matmul_then(&sx, n, &sw, kw, m, threads(), |row| row.iter_mut().zip(bias).for_each(|(p, b)| *p = (*p + b).max(0.0))) {
-        Ok(out) => B::float_from_data(TensorData::new(out, [n, m]), &device),
-        // Inner sizes that differ: burn's matmul reports the mismatch in its own words.
-        Err(_) => B::float_matmul(x, w),
+    let bias_len = dims2(&b).iter().product::<usize>();
+    let out = (bias_len == m)
+        .then(|| {
+            let (sx, sw, sb) = (float_slice::<B>(&x, n * k), float_slice::<B>(&w, kw * m), float_slice::<B>(&b, m));
+            let bias: &[f32] = &sb;
+            gemm::matmul_then(&sx, n, &sw, kw, m, threads(), |row| row.iter_mut().zip(bias).for_each(|(p, b)| *p = (*p + b).max(0.0))).ok()
+        })
+        .flatten();
+    match out {
+        Some(out) => B::float_from_data(TensorData::new(out, [n, m]), &device),
+        // Sizes that do not fit (inner sizes, or a bias that is not `m` long): the same result
+        // in burn's ops, which report the mismatch in their own words.
+        None => {
+            let bias = B::float_expand(B::float_reshape(b, burn::tensor::Shape::new([1, bias_len])), burn::tensor::Shape::new([n, m]));
+            B::float_clamp_min(B::float_add(B::float_matmul(x, w), bias), burn::tensor::Scalar::Float(0.0))
+        }
     }
 }
 
