@@ -76,6 +76,9 @@ fn ci(args: &[String]) -> Result<()> {
     if std::env::var_os("SAE_CHROMIUM").is_none() && !std::path::Path::new("/usr/bin/chromium").exists() {
         bail!("no headless browser for the HTML report tests: install Debian's Chromium (`apt-get install chromium`) or point SAE_CHROMIUM at one");
     }
+    // The kernels are chosen per CPU at run time: say which CPU this run is on, so that a
+    // failure report says where it happened (the numerical tests name their kernel paths too).
+    eprintln!("ci: on {}", cpu_summary());
     // A private runtime directory silences a warning from the Vulkan loader.
     let runtime = std::env::temp_dir().join("sae-xdg-runtime");
     std::fs::create_dir_all(&runtime).ok();
@@ -96,6 +99,15 @@ fn ci(args: &[String]) -> Result<()> {
     run("licenses and bans", cargo().args(["deny", "--offline", "check", "licenses", "bans"]))?;
     eprintln!("ci: all steps passed{}", if wgpu { "" } else { " (WGPU suite skipped)" });
     Ok(())
+}
+
+/// The CPU's model name and whether it has AVX2 / AVX-512 / AMX, from `/proc/cpuinfo`.
+fn cpu_summary() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| info.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == key).map(|(_, v)| v.trim().to_string()));
+    let flags = field("flags").unwrap_or_default();
+    let has: Vec<&str> = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"].into_iter().filter(|f| flags.split_whitespace().any(|x| x == *f)).collect();
+    format!("{} ({})", field("model name").unwrap_or_else(|| std::env::consts::ARCH.into()), has.join(" "))
 }
 
 fn fixtures(args: &[String]) -> Result<()> {

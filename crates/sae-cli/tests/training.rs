@@ -46,6 +46,9 @@ fn same_seed_same_weights_different_seed_different_weights() {
     ok(train(&store, &a, &["--seed", "1"]));
     ok(train(&store, &b, &["--seed", "1"]));
     ok(train(&store, &c, &["--seed", "2"]));
+    // Exact on purpose: both runs are on this machine, this binary, this backend and thread
+    // count, so every product adds up in the same order (the promise is per machine and
+    // backend, not across CPUs).
     assert_eq!(weights(&a), weights(&b));
     assert_ne!(weights(&a), weights(&c));
     // Metrics and curves were written.
@@ -104,6 +107,7 @@ fn a_run_killed_with_sigkill_resumes_to_identical_weights() {
     let mut resume = args.clone();
     resume.push("--resume".into());
     ok(bin().args(&resume).output().unwrap());
+    // Exact on purpose, as above: same machine, binary, backend and thread count.
     assert_eq!(weights(&killed), weights(&straight), "resumed weights differ from the uninterrupted run");
     assert_eq!(
         std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap(),

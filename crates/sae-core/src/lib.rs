@@ -39,6 +39,7 @@ pub mod params;
 pub mod registry;
 pub mod rng;
 pub mod sae;
+pub mod tolerance;
 pub mod validate;
 
 pub use codes::{CodeValues, RowNorm, SparseCodes};

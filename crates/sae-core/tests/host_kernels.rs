@@ -4,7 +4,8 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use proptest::prelude::*;
-use sae_core::ops::host::{Eligible, HostAuxSelect, HostEncoder, fused_topk_encode, topk_row, topk_rows};
+use sae_core::ops::host::{Eligible, HostAuxSelect, HostEncoder, describe, fused_topk_encode, topk_row, topk_rows};
+use sae_core::tolerance;
 use sae_core::params::host_f32;
 use sae_core::rng::SplitMix64;
 
@@ -134,16 +135,39 @@ fn eligibility_mask_restricts_the_choice_and_pads_with_negative_infinity() {
     assert_eq!(v, [2.0, 1.0, f32::NEG_INFINITY]);
 }
 
-/// `(x · W + b) ⊙ s` in f64, the reference for the fused encoder.
-fn reference_pre(x: &[f32], w: &[f32], b: &[f32], s: &[f32], n: usize, d_in: usize, d_sae: usize) -> Vec<f32> {
+/// `(x · W + b) ⊙ s` in f64, the reference for the fused encoder, with each element's error
+/// bound as an f32 computation in any order (`sae_core::tolerance`): `ε·(Σᵢ|xᵢ·wᵢⱼ| + |bⱼ|)·|sⱼ|`
+/// plus the final roundings, `ε` the bound between two implementations of a length-`d_in` sum.
+fn reference_pre(x: &[f32], w: &[f32], b: &[f32], s: &[f32], n: usize, d_in: usize, d_sae: usize) -> (Vec<f32>, Vec<f64>) {
+    let eps = tolerance::between_implementations(d_in + 1);
     let mut pre = vec![0.0f32; n * d_sae];
+    let mut bound = vec![0.0f64; n * d_sae];
     for r in 0..n {
         for j in 0..d_sae {
             let dot: f64 = (0..d_in).map(|i| x[r * d_in + i] as f64 * w[i * d_sae + j] as f64).sum();
-            pre[r * d_sae + j] = ((dot + b[j] as f64) * s[j] as f64) as f32;
+            let mag: f64 = (0..d_in).map(|i| (x[r * d_in + i] as f64 * w[i * d_sae + j] as f64).abs()).sum::<f64>() + (b[j] as f64).abs();
+            let v = (dot + b[j] as f64) * s[j] as f64;
+            pre[r * d_sae + j] = v as f32;
+            bound[r * d_sae + j] = eps * mag * (s[j] as f64).abs() + 4.0 * tolerance::UNIT_ROUNDOFF * v.abs();
         }
     }
-    pre
+    (pre, bound)
+}
+
+/// A per-row selection (`k` slots a row, descending) equals the reference selection `want_i` on
+/// `pre`, except where the two picks at a slot are within their error bounds of each other in
+/// `pre` (a near-tie that another summation order, e.g. AVX2 against AVX-512 kernels, may break
+/// either way); and every value is within its bound of `pre` at its index.
+fn assert_selection_within(label: &str, got: (&[f32], &[i64]), want_i: &[i64], pre: &[f32], bound: &[f64], d_sae: usize, k: usize) {
+    let (got_v, got_i) = got;
+    assert_eq!((got_i.len(), want_i.len(), got_v.len()), (want_i.len(), got_i.len(), got_i.len()), "{label}: lengths");
+    for (slot, (&a, &b)) in got_i.iter().zip(want_i).enumerate() {
+        let r = slot / k.max(1);
+        let at = |i: i64| r * d_sae + i as usize;
+        assert!(a == b || (pre[at(a)] as f64 - pre[at(b)] as f64).abs() <= bound[at(a)] + bound[at(b)], "{label}: row {r}, slot {}: latent {a} ({}) vs {b} ({}), not a near-tie; on {}", slot % k, pre[at(a)], pre[at(b)], describe());
+        let v = got_v[slot] as f64;
+        assert!((v - pre[at(a)] as f64).abs() <= bound[at(a)], "{label}: row {r}: value {v} of latent {a} vs {} (bound {:.2e}); on {}", pre[at(a)], bound[at(a)], describe());
+    }
 }
 
 #[test]
@@ -156,32 +180,28 @@ fn fused_encode_equals_gemm_then_topk_across_blocks_and_threads() {
     let b = normals(d_sae, 3);
     let s: Vec<f32> = normals(d_sae, 4).iter().map(|v| 0.5 + v.abs()).collect();
     let dead: Vec<bool> = (0..d_sae).map(|j| j % 4 == 0).collect();
-    let pre = reference_pre(&x, &w, &b, &s, n, d_in, d_sae);
-    let (ref_v, ref_i) = topk_rows(&pre, n, d_sae, k, Eligible::All, 1).unwrap();
-    let (ref_av, ref_ai) = topk_rows(&pre, n, d_sae, k_aux, Eligible::Only(&dead), 1).unwrap();
+    let (pre, bound) = reference_pre(&x, &w, &b, &s, n, d_in, d_sae);
+    let (_, ref_i) = topk_rows(&pre, n, d_sae, k, Eligible::All, 1).unwrap();
+    let (_, ref_ai) = topk_rows(&pre, n, d_sae, k_aux, Eligible::Only(&dead), 1).unwrap();
     for threads in [1, 3] {
         let enc = HostEncoder { w_enc: &w, b_enc: &b, scale: Some(&s), d_in, d_sae };
         let sel = fused_topk_encode(&x, n, &enc, k, Some(HostAuxSelect { eligible: &dead, k: k_aux }), threads).unwrap();
-        assert_eq!(sel.indices, ref_i, "{threads} threads");
-        assert_eq!(sel.aux_indices, ref_ai, "{threads} threads");
-        let err = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(err(&sel.values, &ref_v) < 1e-4, "{threads} threads: {}", err(&sel.values, &ref_v));
-        assert!(err(&sel.aux_values, &ref_av) < 1e-4);
+        assert_selection_within(&format!("{threads} threads"), (&sel.values, &sel.indices), &ref_i, &pre, &bound, d_sae, k);
+        assert_selection_within(&format!("{threads} threads, AuxK"), (&sel.aux_values, &sel.aux_indices), &ref_ai, &pre, &bound, d_sae, k_aux);
         assert!(sel.aux_indices.iter().all(|j| dead[*j as usize]), "AuxK picked a live latent");
     }
     // No scale, no auxiliary selection.
     let ones = vec![1.0f32; d_sae];
-    let pre = reference_pre(&x, &w, &b, &ones, n, d_in, d_sae);
+    let (pre, bound) = reference_pre(&x, &w, &b, &ones, n, d_in, d_sae);
     let (_, ref_i) = topk_rows(&pre, n, d_sae, k, Eligible::All, 1).unwrap();
     let sel = fused_topk_encode(&x, n, &HostEncoder { w_enc: &w, b_enc: &b, scale: None, d_in, d_sae }, k, None, 2).unwrap();
-    assert_eq!(sel.indices, ref_i);
+    assert_selection_within("unscaled", (&sel.values, &sel.indices), &ref_i, &pre, &bound, d_sae, k);
     assert!(sel.aux_values.is_empty());
     // Fewer rows than that: the `gemm` crate's kernels, same selections.
     let few = 301;
     let sel = fused_topk_encode(&x[..few * d_in], few, &HostEncoder { w_enc: &w, b_enc: &b, scale: None, d_in, d_sae }, k, None, 2).unwrap();
-    assert_eq!(sel.indices, ref_i[..few * k]);
+    assert_selection_within("301 rows", (&sel.values, &sel.indices), &ref_i[..few * k], &pre[..few * d_sae], &bound[..few * d_sae], d_sae, k);
 }
-
 
 #[test]
 fn threaded_host_gemm_equals_an_f64_gemm_at_odd_shapes() {
@@ -194,7 +214,10 @@ fn threaded_host_gemm_equals_an_f64_gemm_at_odd_shapes() {
         for r in 0..m {
             for j in 0..n {
                 let want: f64 = (0..k).map(|i| a[r * k + i] as f64 * b[i * n + j] as f64).sum();
-                assert!((c[r * n + j] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "({m},{k},{n}) [{r},{j}]");
+                let mag: f64 = (0..k).map(|i| (a[r * k + i] as f64 * b[i * n + j] as f64).abs()).sum();
+                // Any f32 order, with or without FMA: γₖ·Σ|aᵢbᵢ| plus the final rounding.
+                let bound = (tolerance::dot_product_worst(k) + tolerance::UNIT_ROUNDOFF) * mag;
+                assert!((c[r * n + j] as f64 - want).abs() <= bound, "({m},{k},{n}) [{r},{j}]; on {}", describe());
             }
         }
     }
@@ -207,7 +230,13 @@ fn ops_matmul_equals_burn_matmul_with_and_without_autodiff() {
     let b = Tensor::<2>::from_data(TensorData::new(normals(9 * 5, 10), [9, 5]), &device);
     let want = host_f32(a.clone().matmul(b.clone()).into_data());
     let got = host_f32(sae_core::ops::matmul(a.clone(), b.clone()).into_data());
-    assert!(got.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5));
+    // Two f32 products of length 9 in any orders: ε₉·Σ|aᵢbᵢ| apart (`sae_core::tolerance`).
+    let (ha, hb) = (host_f32(a.clone().into_data()), host_f32(b.clone().into_data()));
+    for (e, (x, y)) in got.iter().zip(&want).enumerate() {
+        let (r, j) = (e / 5, e % 5);
+        let mag: f64 = (0..9).map(|i| (ha[r * 9 + i] as f64 * hb[i * 5 + j] as f64).abs()).sum();
+        assert!(((x - y).abs() as f64) <= tolerance::between_implementations(9) * mag, "[{r},{j}]: {x} vs {y}; on {}", describe());
+    }
     // On an autodiff device it stays differentiable.
     let w = b.autodiff().require_grad();
     let g = sae_core::ops::matmul(a.autodiff(), w.clone()).sum().backward();
@@ -268,19 +297,28 @@ fn decoder_row_projection_and_renormalisation_equal_the_portable_ops() {
     let unit = normalize_rows(w.clone(), f32::EPSILON);
     let want_unit = host_f32(normalize_rows_portable(w, f32::EPSILON).into_data());
     let got_unit = host_f32(unit.clone().into_data());
-    assert!(got_unit.iter().zip(&want_unit).all(|(a, b)| (a - b).abs() < 1e-6));
+    // A unit row computed in two orders: the norm's sum of `cols` squares (relative error ε_cols
+    // of Σv² = ‖v‖², half of it in ‖v‖) and the division, about elements of size ≤ 1.
+    let eps = tolerance::between_implementations(cols) + 4.0 * tolerance::UNIT_ROUNDOFF;
+    assert!(got_unit.iter().zip(&want_unit).all(|(a, b)| ((a - b).abs() as f64) <= eps), "on {}", describe());
     for r in 0..rows {
         let norm: f32 = got_unit[r * cols..(r + 1) * cols].iter().map(|v| v * v).sum::<f32>().sqrt();
-        assert!((norm - 1.0).abs() < 1e-5, "row {r}: norm {norm}");
+        assert!(((norm - 1.0).abs() as f64) <= 2.0 * eps, "row {r}: norm {norm}");
     }
     let g = Tensor::<2>::from_data(TensorData::new(normals(rows * cols, 22), [rows, cols]), &device);
     let want = host_f32(project_out_rows_portable(g.clone(), &unit).into_data());
+    let hg = host_f32(g.clone().into_data());
     let got = host_f32(project_out_rows(g, &unit).into_data());
-    assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5));
-    // What is left is orthogonal to each row.
+    // g − (g·u)·u in two orders: the dot product's ε_cols·Σ|gᵢuᵢ| ≤ ε_cols·‖g‖ (u a unit row)
+    // times |u| ≤ 1, plus the roundings of the product and the difference, relative to ‖g‖.
+    let row_norm = |r: usize| hg[r * cols..(r + 1) * cols].iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
+    for (e, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert!(((a - b).abs() as f64) <= 2.0 * eps * row_norm(e / cols), "[{}, {}]: {a} vs {b}; on {}", e / cols, e % cols, describe());
+    }
+    // What is left is orthogonal to each row, up to the same errors and one more dot product.
     for r in 0..rows {
         let dot: f32 = (0..cols).map(|c| got[r * cols + c] * got_unit[r * cols + c]).sum();
-        assert!(dot.abs() < 1e-5, "row {r}: {dot}");
+        assert!((dot.abs() as f64) <= 4.0 * eps * row_norm(r), "row {r}: {dot}");
     }
 }
 
@@ -299,6 +337,8 @@ fn sparse_products_over_many_row_blocks_equal_plain_loops_at_any_thread_count() 
     let mut want_scatter = vec![0.0f32; m * d];
     let mut want_dot = vec![0.0f64; n * k];
     let mut want_decode = vec![0.0f64; n * d];
+    // Σ|terms| of each sum: the scale of its f32 error bound (`sae_core::tolerance`).
+    let (mut mag_dot, mut mag_decode) = (vec![0.0f64; n * k], vec![0.0f64; n * d]);
     for r in 0..n {
         for j in 0..k {
             let Some(l) = valid(idx[r * k + j]) else { continue };
@@ -306,15 +346,20 @@ fn sparse_products_over_many_row_blocks_equal_plain_loops_at_any_thread_count() 
                 want_scatter[l * d + col] += c[r * k + j] * x[r * d + col];
                 want_dot[r * k + j] += x[r * d + col] as f64 * w[l * d + col] as f64;
                 want_decode[r * d + col] += c[r * k + j] as f64 * w[l * d + col] as f64;
+                mag_dot[r * k + j] += (x[r * d + col] as f64 * w[l * d + col] as f64).abs();
+                mag_decode[r * d + col] += (c[r * k + j] as f64 * w[l * d + col] as f64).abs();
             }
         }
     }
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    let close = |got: &[f32], want: &[f64]| got.iter().zip(want).all(|(g, w)| (*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()));
+    // Any f32 order: γ_len·Σ|terms| plus the final rounding.
+    let close = |got: &[f32], want: &[f64], mag: &[f64], len: usize| {
+        got.iter().zip(want).zip(mag).all(|((g, w), m)| (*g as f64 - w).abs() <= (tolerance::dot_product_worst(len) + tolerance::UNIT_ROUNDOFF) * m)
+    };
     let one_dot = sparse::gather_dot(&x, &idx, &w, n, k, d, 1).unwrap();
     let one_decode = sparse::sparse_decode(&c, &idx, &w, n, k, d, 1).unwrap();
-    assert!(close(&one_dot, &want_dot));
-    assert!(close(&one_decode, &want_decode));
+    assert!(close(&one_dot, &want_dot, &mag_dot, d), "gather_dot; on {}", describe());
+    assert!(close(&one_decode, &want_decode, &mag_decode, k), "sparse_decode; on {}", describe());
     for threads in [1, 2, 3] {
         let got = sparse::scatter_outer(&c, &idx, &x, n, k, d, m, threads).unwrap();
         assert_eq!(bits(&got), bits(&want_scatter), "scatter_outer, {threads} threads: same sums in the same order");
@@ -355,19 +400,38 @@ fn fused_batch_topk_equals_a_sort_of_the_whole_batch_including_rows_that_need_mo
         let enc = HostEncoder { w_enc: &w, b_enc: &b, scale: None, d_in, d_sae };
         let full = fused_topk_encode(&x, n, &enc, d_sae, None, 1).unwrap();
         let want = batch_topk_by_full_sort(&full.values, &full.indices, n, d_sae, k_total);
+        // The second pass encodes some rows again in a smaller product, on other threads: its
+        // values may differ from the full encode's within the f32 error bound, and so may which
+        // of two latents within that bound of the batch threshold wins.
+        let (pre, bound) = reference_pre(&x, &w, &b, &vec![1.0; d_sae], n, d_in, d_sae);
+        let tie = 2.0 * bound.iter().fold(0f64, |a, &v| a.max(v));
+        let threshold = want.iter().flatten().map(|e| e.0).fold(f32::INFINITY, f32::min);
+        let threshold = if threshold.is_finite() { threshold as f64 } else { 0.0 };
         let aux = HostAuxSelect { eligible: &dead, k: 7 };
         let sel = fused_batch_topk_encode(&x, n, &enc, k_total, Some(aux), threads).unwrap();
         let width = want.iter().map(Vec::len).max().unwrap_or(0).max(1);
-        assert_eq!(sel.width, width, "bias {bias}, k_total {k_total}");
         if k_total == n * 9 && bias == 0.0 {
             assert!(width > 64, "no row needed a second pass ({width} winners at most): the test would not cover it");
         }
+        let mut filled = 0;
         for (r, row) in want.iter().enumerate() {
-            let got: Vec<(f32, i64)> = (0..width).map(|p| (sel.values[r * width + p], sel.indices[r * width + p])).collect();
-            assert_eq!(&got[..row.len()], &row[..], "row {r}, bias {bias}, k_total {k_total}");
-            assert!(got[row.len()..].iter().all(|e| *e == (0.0, -1)), "row {r}: empty slots");
+            let got: Vec<(f32, i64)> = (0..sel.width).map(|p| (sel.values[r * sel.width + p], sel.indices[r * sel.width + p])).collect();
+            let used = got.iter().take_while(|e| e.1 >= 0).count();
+            filled = filled.max(used);
+            assert!(got[used..].iter().all(|e| *e == (0.0, -1)), "row {r}: empty slots");
+            assert!(got[..used].windows(2).all(|p| p[0].0 >= p[1].0), "row {r}: not descending");
+            for &(v, i) in &got[..used] {
+                match row.iter().find(|e| e.1 == i) {
+                    Some(&(u, _)) => assert!(((v - u) as f64).abs() <= bound[r * d_sae + i as usize], "row {r}, latent {i}: {v} vs {u}; on {}", describe()),
+                    None => assert!((v as f64 - threshold).abs() <= tie, "row {r}: latent {i} ({v}) selected, not a near-tie of the threshold {threshold}; on {}", describe()),
+                }
+            }
+            for &(u, i) in row.iter().filter(|e| !got[..used].iter().any(|g| g.1 == e.1)) {
+                assert!((u as f64 - threshold).abs() <= tie, "row {r}: latent {i} ({u}) missing, not a near-tie of the threshold {threshold}; on {}", describe());
+            }
         }
+        assert_eq!(sel.width, filled.max(1), "bias {bias}, k_total {k_total}: width is the fullest row's");
         let plain = fused_topk_encode(&x, n, &enc, 7, Some(aux), threads).unwrap();
-        assert_eq!((sel.aux_values, sel.aux_indices), (plain.aux_values, plain.aux_indices), "the AuxK selection");
+        assert_selection_within("the AuxK selection", (&sel.aux_values, &sel.aux_indices), &plain.aux_indices, &pre, &bound, d_sae, 7);
     }
 }

@@ -228,6 +228,13 @@ mod tests {
             .collect()
     }
 
+    /// The deterministic error bound of an f32 dot product of length `k` in any order, with or
+    /// without FMA, against the exact value: `γₖ·Σ|aᵢ·bᵢ|` (`crate::tolerance`), plus one
+    /// rounding of the result.
+    fn worst_case(k: usize, magnitude: f64) -> f64 {
+        (crate::tolerance::dot_product_worst(k) + crate::tolerance::UNIT_ROUNDOFF) * magnitude
+    }
+
     /// Both kernels (the `gemm` crate's and, where the CPU has AVX2 + FMA, the packed one) equal
     /// an f64 product at shapes that leave partial tiles, partial panels and a partial depth
     /// block, and write exactly `m × n` floats.
@@ -244,8 +251,9 @@ mod tests {
                 for r in 0..m {
                     for j in 0..n {
                         let want: f64 = (0..k).map(|i| a[r * k + i] as f64 * b[i * n + j] as f64).sum();
+                        let mag: f64 = (0..k).map(|i| (a[r * k + i] as f64 * b[i * n + j] as f64).abs()).sum();
                         let got = dst[r * n + j] as f64;
-                        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{name} ({m},{k},{n}) [{r},{j}]: {got} vs {want}");
+                        assert!((got - want).abs() <= worst_case(k, mag), "{name} ({m},{k},{n}) [{r},{j}]: {got} vs {want}");
                     }
                 }
                 assert!(dst[m * n..].iter().all(|v| v.is_nan()), "{name} wrote past the output");
@@ -267,6 +275,7 @@ mod tests {
             let a = if ta { Operand::transpose_of(&a_store, rows, k) } else { Operand::row_major(&a_store, rows, k) };
             let b = if tb { Operand::transpose_of(&b_store, k, n) } else { Operand::row_major(&b_store, k, n) };
             let want = |r: usize, j: usize| (0..k).map(|i| at(r, i) as f64 * bt(i, j) as f64).sum::<f64>();
+            let mag = |r: usize, j: usize| (0..k).map(|i| (at(r, i) as f64 * bt(i, j) as f64).abs()).sum::<f64>();
             let mut kernels = vec![Rhs::Plain(b)];
             kernels.extend(PackedRhs::of(b, 2).map(Rhs::Packed));
             for rhs in &kernels {
@@ -276,7 +285,7 @@ mod tests {
                 for r in 0..m {
                     for j in 0..n {
                         let (got, w) = (dst[r * n + j] as f64, want(r0 + r, j));
-                        assert!((got - w).abs() < 1e-4 * (1.0 + w.abs()), "{name} ta={ta} tb={tb} [{r},{j}]: {got} vs {w}");
+                        assert!((got - w).abs() <= worst_case(k, mag(r0 + r, j)), "{name} ta={ta} tb={tb} [{r},{j}]: {got} vs {w}");
                     }
                 }
             }
@@ -284,7 +293,7 @@ mod tests {
             for r in 0..rows {
                 for j in 0..n {
                     let (got, w) = (full[r * n + j] as f64, want(r, j));
-                    assert!((got - w).abs() < 1e-4 * (1.0 + w.abs()), "matmul_operands ta={ta} tb={tb} [{r},{j}]");
+                    assert!((got - w).abs() <= worst_case(k, mag(r, j)), "matmul_operands ta={ta} tb={tb} [{r},{j}]");
                 }
             }
         }

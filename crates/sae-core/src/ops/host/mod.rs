@@ -10,6 +10,7 @@ pub mod adam;
 mod batch_select;
 mod encode;
 mod backend;
+mod cpu;
 pub mod gemm;
 mod packed;
 pub mod rows;
@@ -18,6 +19,7 @@ pub(crate) mod simd;
 pub mod sparse;
 mod view;
 
+pub use cpu::{cpu_model, describe};
 pub use batch_select::{HostBatchSelection, fused_batch_topk_encode};
 pub use encode::{HostAuxSelect, HostEncoder, HostSelections, fused_topk_encode};
 pub use select::{Eligible, topk_row, topk_rows};
