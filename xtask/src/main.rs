@@ -10,6 +10,7 @@
 //!   and times it against the Python baselines in alternation, printing the ratios.
 
 mod bench_compare;
+mod deny;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,11 +93,7 @@ fn ci(args: &[String]) -> Result<()> {
     // CUDA links against an LLVM bundle downloaded at build time, which this machine cannot
     // fetch; DOCS_RS=1 makes the build scripts skip that, so this type-checks the CUDA backend.
     run("cuda type-check", cargo().args(["check", "-p", "sae-cli", "--features", "cuda"]).env("DOCS_RS", "1"))?;
-    let has_deny = Command::new("cargo-deny").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !has_deny {
-        run("install cargo-deny", cargo().args(["install", "--locked", "cargo-deny@0.20.2"]))?;
-    }
-    run("licenses and bans", cargo().args(["deny", "--offline", "check", "licenses", "bans"]))?;
+    run("licenses and bans", deny::command(cargo)?.args(["--offline", "check", "licenses", "bans"]))?;
     eprintln!("ci: all steps passed{}", if wgpu { "" } else { " (WGPU suite skipped)" });
     Ok(())
 }

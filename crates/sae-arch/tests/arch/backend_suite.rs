@@ -244,7 +244,6 @@ pub fn reference_fixtures_reproduce(device: &Device) {
 
 // The hot-path kernels against their references: sparse decode, the three sparse products,
 // the fused TopK encoder.
-#[path = "suite/kernels.rs"]
 mod kernels;
 use kernels::{batch_topk_and_groupmax_encode_equal_dense_path, dense_kernels_equal_burn_ops, sparse_decode_equals_dense_path, sparse_kernels_equal_reference, topk_encode_equals_dense_path};
 

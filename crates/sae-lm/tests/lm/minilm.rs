@@ -6,7 +6,6 @@
 //! The model comes from the pinned asset, fetched into the cache if it is not there yet.
 //! Bad input: an unknown hook (lists the valid ones), a truncated weights file, a missing asset.
 
-mod common;
 
 use std::path::PathBuf;
 
@@ -17,8 +16,8 @@ use sae_data::assets::{AssetCache, catalog};
 use sae_lm::minilm::MiniLm;
 use sae_lm::{LanguageModel, LmError};
 
-use common::error_model::{PRODUCTS_PER_BLOCK, assert_pattern_within, stream_bound};
-use common::{Seen, assert_rows_within, fixtures, host, machine, max_abs};
+use crate::common::error_model::{PRODUCTS_PER_BLOCK, assert_pattern_within, stream_bound};
+use crate::common::{Seen, assert_rows_within, fixtures, host, machine, max_abs};
 
 fn model_dir() -> PathBuf {
     AssetCache::from_env().fetch(&catalog::MINILM, |l| eprintln!("{l}")).unwrap_or_else(|e| panic!("{e}"))

@@ -5,7 +5,6 @@
 //! - steering with a decoder direction equal to the embedding of " London" turns the greedy
 //!   continuation of "The capital of France is" away from " Paris." (asserted), towards London.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -21,8 +20,8 @@ use sae_lm::intervene::{FeatureEdit, Intervention, Splice};
 use sae_lm::smollm2::SmolLm2;
 use sae_lm::{LanguageModel, LmError};
 
-use common::error_model::{Both, head_bounds, smollm2_unembedding_norm};
-use common::{host, machine, max_abs};
+use crate::common::error_model::{Both, head_bounds, smollm2_unembedding_norm};
+use crate::common::{host, machine, max_abs};
 
 const HOOK: &str = "blocks.5.hook_resid_post";
 

@@ -8,7 +8,6 @@
 //! and frozen scales, partial forwards, every hook point in order, a truncated GGUF file, an
 //! unknown hook.
 
-mod common;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -21,8 +20,8 @@ use sae_lm::generate::{generate_greedy, next_token_loss};
 use sae_lm::smollm2::SmolLm2;
 use sae_lm::{LanguageModel, LmError};
 
-use common::error_model::{self, PRODUCTS_PER_BLOCK, argmax, stream_bound};
-use common::{Seen, assert_rows_within, fixtures, host, machine, max_abs};
+use crate::common::error_model::{self, PRODUCTS_PER_BLOCK, argmax, stream_bound};
+use crate::common::{Seen, assert_rows_within, fixtures, host, machine, max_abs};
 
 fn model_dir() -> PathBuf {
     AssetCache::from_env().fetch(&catalog::SMOLLM2, |l| eprintln!("{l}")).unwrap_or_else(|e| panic!("{e}"))

@@ -2,7 +2,6 @@
 //! windows, every row carries its token, framing tokens and outliers are left out as asked; and
 //! bad corpora (not UTF-8, empty, too short) are typed errors.
 
-mod common;
 
 use std::path::PathBuf;
 
@@ -14,8 +13,8 @@ use sae_lm::harvest::{HarvestSettings, harvest, read_corpus};
 use sae_lm::minilm::MiniLm;
 use sae_lm::{LanguageModel, LmError};
 
-use common::assert_rows_within;
-use common::error_model::{PRODUCTS_PER_BLOCK, stream_bound};
+use crate::common::assert_rows_within;
+use crate::common::error_model::{PRODUCTS_PER_BLOCK, stream_bound};
 
 fn model() -> MiniLm {
     let dir = AssetCache::from_env().fetch(&catalog::MINILM, |l| eprintln!("{l}")).unwrap_or_else(|e| panic!("{e}"));

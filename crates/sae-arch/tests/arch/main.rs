@@ -1,0 +1,7 @@
+//! sae-arch's integration tests, one binary (linking burn once, not once per file): the backend
+//! suite run on every enabled backend, properties of every architecture, and the SAELens /
+//! sparsify reference fixtures.
+
+mod backend_suite;
+mod properties;
+mod reference_fixtures;
