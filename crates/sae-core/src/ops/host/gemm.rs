@@ -240,6 +240,9 @@ mod tests {
     /// block, and write exactly `m × n` floats.
     #[test]
     fn both_kernels_equal_an_f64_product_at_odd_shapes() {
+        if !super::super::packed::supported() {
+            eprintln!("skipped: the packed AVX2+FMA kernel (this CPU lacks it); {}", super::super::describe());
+        }
         for (m, k, n) in [(13, 300, 37), (6, 16, 16), (1, 1, 1), (97, 513, 5), (5, 7, 33), (4, 0, 3)] {
             let (a, b) = (values(m * k, 1), values(k * n, 2));
             let mut kernels = vec![Rhs::Plain(Operand::row_major(&b, k, n))];

@@ -1,7 +1,7 @@
 //! Fast CPU paths for the Flex and NdArray backends, whose tensors live in host memory: the work
 //! runs on plain slices with every core and the results go back as tensors. Each function here
 //! has a portable counterpart in burn tensor ops ([`super`]) that it must match; the tests in
-//! `sae-core/tests/host_kernels.rs` and the backend suite of `sae-arch` compare the two (forward and gradients) on odd shapes.
+//! `sae-core/tests/core/` and the backend suite of `sae-arch` compare the two (forward and gradients) on odd shapes.
 //!
 //! Only the code that needs raw memory lives here; deciding when to use it is
 //! [`super::topk_encode`]'s and [`super::batch_topk_encode`]'s job.
