@@ -9,13 +9,13 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
+use sae_kernels as kernels;
 use serde::{Deserialize, Serialize};
-use sae_core::affine::{self, AffineIo, AuxKNorm};
+use crate::affine::{self, AffineIo, AuxKNorm};
 use sae_core::config::ensure;
 use sae_core::params::ParamTensor;
 use sae_core::{
-    Architecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, ops,
-    sae_state_accessors,
+    Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
 };
 
 use crate::topk::fold_decoder_norms;
@@ -43,7 +43,7 @@ pub struct BatchTopKHyper {
     pub rescale_acts_by_decoder_norm: bool,
     /// Initial decoder row norm (SAELens `decoder_init_norm`, default 0.1; `null` in JSON keeps
     /// the Kaiming rows).
-    #[serde(default = "sae_core::affine::default_decoder_init_norm")]
+    #[serde(default = "crate::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
     /// While the sparsity warm-up runs (`sparsity_warmup_steps`), select the top `round(k)` of
     /// each row (TopK) instead of the top `k · batch` of the batch, so rare features keep their
@@ -62,6 +62,7 @@ pub struct BatchTopK {
     pub(crate) cfg: SaeConfig,
     pub(crate) hyper: BatchTopKHyper,
     pub(crate) params: ParamSet,
+    pub(crate) policy: KernelPolicy,
     pub(crate) io: AffineIo,
 }
 
@@ -70,7 +71,7 @@ impl BatchTopK {
     pub fn new(cfg: SaeConfig, params: ParamSet) -> Result<Self> {
         let hyper = cfg.hyper(Path::new("<config>"))?;
         let io = AffineIo::autoencoder(&cfg);
-        Ok(Self { cfg, hyper, params, io })
+        Ok(Self { cfg, hyper, params, io, policy: KernelPolicy::default() })
     }
 
     /// Validated hyperparameters and the schema (including `topk_threshold [1]`).
@@ -91,34 +92,34 @@ impl BatchTopK {
     /// Freshly initialised parameters (threshold 0).
     pub fn init_params(cfg: &SaeConfig, device: &Device, seed: u64) -> Result<ParamSet> {
         let h: BatchTopKHyper = cfg.hyper(Path::new("<config>"))?;
-        let mut p = affine::init_tied(cfg, device, seed, h.decoder_init_norm, false);
+        let mut p = affine::init_tied(cfg, device, seed, h.decoder_init_norm, false)?;
         p.insert("topk_threshold", ParamTensor::Vector(Tensor::zeros([1], device)));
         Ok(p)
     }
 
     /// Pre-activations (decoder-norm scaled when configured) and the input normalisation.
     /// Allocates `n × d_sae` floats; encoding and training do not need them.
-    pub fn hidden_pre(&self, x: Tensor<2>) -> (Tensor<2>, Option<sae_core::RowNorm>) {
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        (self.linear_encoder().pre(xc), norm)
+    pub fn hidden_pre(&self, x: Tensor<2>) -> Result<(Tensor<2>, Option<sae_core::RowNorm>)> {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center)?;
+        Ok((self.linear_encoder()?.pre(self.policy, xc)?, norm))
     }
 
     /// The linear part of the encoder, with the decoder-norm scale when configured.
-    pub(crate) fn linear_encoder(&self) -> ops::LinearEncoder {
-        let scale = self.hyper.rescale_acts_by_decoder_norm.then(|| ops::row_norms(self.params.matrix("W_dec")));
-        ops::LinearEncoder { w_enc: self.params.matrix("W_enc"), b_enc: self.params.vector("b_enc"), scale }
+    pub(crate) fn linear_encoder(&self) -> Result<kernels::LinearEncoder> {
+        let scale = if self.hyper.rescale_acts_by_decoder_norm { Some(kernels::row_norms(self.params.matrix("W_dec")?)) } else { None };
+        Ok(kernels::LinearEncoder { w_enc: self.params.matrix("W_enc")?, b_enc: self.params.vector("b_enc")?, scale })
     }
 
     /// The decoder used for reconstruction (unit-norm rows when rescaling).
-    pub fn decoder(&self) -> Tensor<2> {
-        let w = self.params.matrix("W_dec");
-        if self.hyper.rescale_acts_by_decoder_norm { w.clone() / ops::row_norms(w).unsqueeze_dim(1) } else { w }
+    pub fn decoder(&self) -> Result<Tensor<2>> {
+        let w = self.params.matrix("W_dec")?;
+        Ok(if self.hyper.rescale_acts_by_decoder_norm { w.clone() / kernels::row_norms(w).unsqueeze_dim(1) } else { w })
     }
 
     /// Dense BatchTopK activations of `pre` `[n, d_sae]`: `round(k · n)` kept.
     pub fn activate(&self, pre: Tensor<2>) -> Tensor<2> {
         let n = pre.dims()[0];
-        ops::batch_topk(pre, self.k_total(n))
+        kernels::portable::batch_topk(pre, self.k_total(n))
     }
 
     /// How many activations a batch of `n` rows keeps: `k · n`.
@@ -134,30 +135,30 @@ impl BatchTopK {
         &self,
         x: Tensor<2>,
         ctx: Option<&TrainContext>,
-        aux: Option<ops::AuxSelect<'_>>,
-    ) -> (SparseCodes, Option<(Tensor<2>, Tensor<2, burn::tensor::Int>)>) {
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
+        aux: Option<kernels::AuxSelect<'_>>,
+    ) -> Result<(SparseCodes, Option<(Tensor<2>, Tensor<2, burn::tensor::Int>)>)> {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center)?;
         let n = xc.dims()[0];
-        let enc = self.linear_encoder();
+        let enc = self.linear_encoder()?;
         let warm_up = self.hyper.per_row_warmup && ctx.is_some_and(|c| c.sparsity_scale < 1.0);
         let sel = if warm_up {
             let k = (self.hyper.k.round() as usize).clamp(1, self.cfg.d_sae.max(1));
-            ops::topk_encode(xc, &enc, k, aux)
+            kernels::topk_encode(self.policy, xc, &enc, k, aux)?
         } else {
-            ops::batch_topk_encode(xc, &enc, self.k_total(n), aux)
+            kernels::batch_topk_encode(self.policy, xc, &enc, self.k_total(n), aux)?
         };
-        (SparseCodes::topk(sel.values, sel.indices, self.cfg.d_sae).with_row_norm(norm), sel.aux)
+        Ok((SparseCodes::topk(sel.values, sel.indices, self.cfg.d_sae).with_row_norm(norm), sel.aux))
     }
 
     /// The AuxK selection for a training step: the `k_aux` largest raw pre-activations among
     /// the dead latents, when any are dead.
-    pub(crate) fn aux_select<'a>(&self, ctx: &'a TrainContext) -> Option<ops::AuxSelect<'a>> {
-        ctx.dead_mask.as_ref().filter(|_| ctx.n_dead > 0).map(|dead| ops::AuxSelect { dead, k: affine::auxk_k(self.cfg.d_out(), ctx.n_dead) })
+    pub(crate) fn aux_select<'a>(&self, ctx: &'a TrainContext) -> Option<kernels::AuxSelect<'a>> {
+        ctx.dead_mask.as_ref().filter(|_| ctx.n_dead > 0).map(|dead| kernels::AuxSelect { dead, k: affine::auxk_k(self.cfg.d_out(), ctx.n_dead) })
     }
 
     /// The current inference threshold.
-    pub fn threshold(&self) -> f32 {
-        self.params.vector("topk_threshold").into_scalar::<f32>()
+    pub fn threshold(&self) -> Result<f32> {
+        Ok(self.params.vector("topk_threshold")?.into_scalar::<f32>())
     }
 
     /// Mean-squared-error and AuxK terms shared with Matryoshka; `aux_sel` is the AuxK
@@ -170,36 +171,37 @@ impl BatchTopK {
         ctx: &TrainContext,
     ) -> Result<Vec<LossTerm>> {
         let target = batch.target(&self.cfg)?;
-        let mut terms = vec![LossTerm { name: "mse_loss".into(), value: affine::mse_loss(output.clone(), target.clone()) }];
+        let mut terms = vec![LossTerm::new(loss_terms::MSE, affine::mse_loss(output.clone(), target.clone()))];
         if ctx.dead_mask.is_some() {
             let aux = match aux_sel {
                 Some((values, indices)) => {
-                    affine::auxk_loss_selected(values, indices, ctx.n_dead, self.decoder(), target, output.clone(), AuxKNorm::PerRowMean)
+                    affine::auxk_loss_selected(self.policy, values, indices, ctx.n_dead, self.decoder()?, target, output.clone(), AuxKNorm::PerRowMean)?
                 }
                 None => Tensor::zeros([1], &output.device()),
             };
-            terms.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux.mul_scalar(self.hyper.aux_loss_coefficient) });
+            terms.push(LossTerm::new(loss_terms::AUX, aux.mul_scalar(self.hyper.aux_loss_coefficient)));
         }
         Ok(terms)
     }
 
     /// EMA update of the threshold from the smallest positive activation of a step.
-    pub(crate) fn update_threshold(&mut self, out: &TrainOutput) {
-        let Some(min_pos) = smallest_positive(out) else { return };
+    pub(crate) fn update_threshold(&mut self, out: &TrainOutput) -> Result<()> {
+        let Some(min_pos) = smallest_positive(out)? else { return Ok(()) };
         let lr = self.hyper.topk_threshold_lr;
-        let updated = (1.0 - lr) * self.threshold() as f64 + lr * min_pos;
-        let device = self.params.vector("topk_threshold").device();
+        let updated = (1.0 - lr) * self.threshold()? as f64 + lr * min_pos;
+        let device = self.params.vector("topk_threshold")?.device();
         self.params.set_vector("topk_threshold", Tensor::from_floats([updated as f32], &device));
+        Ok(())
     }
 
     /// The JumpReLU inference form.
-    pub(crate) fn export_jumprelu(&self) -> (SaeConfig, ParamSet) {
+    pub(crate) fn export_jumprelu(&self) -> Result<(SaeConfig, ParamSet)> {
         let mut params = self.params.clone().map(|_, t| t.detach());
         if self.hyper.rescale_acts_by_decoder_norm {
-            fold_decoder_norms(&mut params, None);
+            fold_decoder_norms(&mut params, None)?;
         }
-        let theta = self.threshold();
-        let device = self.params.vector("b_enc").device();
+        let theta = self.threshold()?;
+        let device = self.params.vector("b_enc")?.device();
         params.remove("topk_threshold");
         params.insert("threshold", ParamTensor::Vector(Tensor::full([self.cfg.d_sae], theta, &device)));
         let mut cfg = self.cfg.clone();
@@ -207,43 +209,42 @@ impl BatchTopK {
         for key in TRAINING_KEYS {
             cfg.extra.remove(key);
         }
-        (cfg, params)
+        Ok((cfg, params))
     }
 }
 
 /// The smallest positive activation of a training step's codes, or `None` when none fired:
 /// what the BatchTopK threshold (and JumpReLU's TopK warm-up) follow.
-pub(crate) fn smallest_positive(out: &TrainOutput) -> Option<f64> {
-    out.codes.smallest_positive().map(f64::from)
+pub(crate) fn smallest_positive(out: &TrainOutput) -> Result<Option<f64>> {
+    Ok(out.codes.smallest_positive()?.map(f64::from))
 }
 
 impl Sae for BatchTopK {
-    sae_state_accessors!();
+    sae_state_accessors!(policy);
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
-        Ok(self.encode_selected(x, None, None).0)
+        Ok(self.encode_selected(x, None, None)?.0)
     }
 
     fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {
-        Ok(affine::decode_affine(&self.params, codes, self.hyper.rescale_acts_by_decoder_norm, self.io.denormalize))
+        affine::decode_affine(self.policy, &self.params, codes, self.hyper.rescale_acts_by_decoder_norm, self.io.denormalize)
     }
 
     fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
         sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
-        let (codes, aux_sel) = self.encode_selected(batch.x.clone(), Some(ctx), self.aux_select(ctx));
+        let (codes, aux_sel) = self.encode_selected(batch.x.clone(), Some(ctx), self.aux_select(ctx))?;
         let output = self.decode(&codes)?;
         let terms = self.base_terms(aux_sel, &output, batch, ctx)?;
         Ok(TrainOutput::from_terms(terms, codes, output))
     }
 
     fn after_step(&mut self, out: &TrainOutput) -> Result<()> {
-        self.update_threshold(out);
-        Ok(())
+        self.update_threshold(out)
     }
 
     fn inference_export(&self) -> Result<(SaeConfig, ParamSet)> {
-        Ok(self.export_jumprelu())
+        self.export_jumprelu()
     }
 }
 
@@ -266,6 +267,9 @@ impl Architecture for BatchTopKArch {
     }
     fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
         Ok(Box::new(BatchTopK::new(cfg, params)?))
+    }
+    fn notes(&self, _cfg: &SaeConfig) -> Vec<String> {
+        vec!["training form: encoding depends on the batch (convert to saelens to get the JumpReLU inference form)".into()]
     }
     fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
         let params = BatchTopK::init_params(&cfg, device, seed)?;

@@ -8,11 +8,12 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
+use sae_kernels as kernels;
 use serde::{Deserialize, Serialize};
-use sae_core::affine::{self, AffineIo};
+use crate::affine::{self, AffineIo};
 use sae_core::config::ensure;
 use sae_core::params::ParamTensor;
-use sae_core::{Architecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, ops, sae_state_accessors};
+use sae_core::{Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
 
 fn one() -> f32 {
     1.0
@@ -32,7 +33,7 @@ pub struct GatedHyper {
     pub gated_aux_frozen_decoder: bool,
     /// Initial decoder row norm (SAELens `decoder_init_norm`, default 0.1; `null` in JSON keeps
     /// the Kaiming rows).
-    #[serde(default = "sae_core::affine::default_decoder_init_norm")]
+    #[serde(default = "crate::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
 }
 
@@ -43,58 +44,59 @@ pub struct Gated {
     hyper: GatedHyper,
     params: ParamSet,
     io: AffineIo,
+    policy: KernelPolicy,
 }
 
 impl Gated {
-    fn paths(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>, Option<sae_core::RowNorm>) {
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        let w_enc = self.params.matrix("W_enc");
-        let gate = ops::matmul(xc.clone(), w_enc.clone()) + self.params.vector("b_gate").unsqueeze_dim(0);
-        let w_mag = w_enc * self.params.vector("r_mag").exp().unsqueeze_dim(0);
-        let mag = ops::matmul(xc, w_mag) + self.params.vector("b_mag").unsqueeze_dim(0);
-        (gate, mag, norm)
+    fn paths(&self, x: Tensor<2>) -> Result<(Tensor<2>, Tensor<2>, Option<sae_core::RowNorm>)> {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center)?;
+        let w_enc = self.params.matrix("W_enc")?;
+        let gate = kernels::matmul(self.policy, xc.clone(), w_enc.clone())? + self.params.vector("b_gate")?.unsqueeze_dim(0);
+        let w_mag = w_enc * self.params.vector("r_mag")?.exp().unsqueeze_dim(0);
+        let mag = kernels::matmul(self.policy, xc, w_mag)? + self.params.vector("b_mag")?.unsqueeze_dim(0);
+        Ok((gate, mag, norm))
     }
 }
 
 impl Sae for Gated {
-    sae_state_accessors!();
+    sae_state_accessors!(policy);
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
-        let (gate, mag, norm) = self.paths(x);
+        let (gate, mag, norm) = self.paths(x)?;
         let active = gate.greater_elem(0.0).float().detach();
         Ok(SparseCodes::dense(active * mag.clamp_min(0.0)).with_row_norm(norm))
     }
 
     fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {
-        Ok(affine::decode_affine(&self.params, codes, false, self.io.denormalize))
+        affine::decode_affine(self.policy, &self.params, codes, false, self.io.denormalize)
     }
 
     fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
         sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
-        let (gate, mag, norm) = self.paths(batch.x.clone());
+        let (gate, mag, norm) = self.paths(batch.x.clone())?;
         let active = gate.clone().greater_elem(0.0).float().detach();
         let codes = SparseCodes::dense(active * mag.clamp_min(0.0)).with_row_norm(norm);
         let output = self.decode(&codes)?;
         let target = batch.target(&self.cfg)?;
         let mse = affine::mse_loss(output.clone(), target.clone());
         let gate_act = gate.clamp_min(0.0);
-        let w_dec = self.params.matrix("W_dec");
-        let l1 = (gate_act.clone() * ops::row_norms(w_dec.clone()).unsqueeze_dim(0))
+        let w_dec = self.params.matrix("W_dec")?;
+        let l1 = (gate_act.clone() * kernels::row_norms(w_dec.clone()).unsqueeze_dim(0))
             .sum_dim(1)
             .mean()
             .mul_scalar(self.hyper.l1_coefficient * ctx.sparsity_scale);
         let (aux_w, aux_b) = if self.hyper.gated_aux_frozen_decoder {
-            (w_dec.detach(), self.params.vector("b_dec").detach())
+            (w_dec.detach(), self.params.vector("b_dec")?.detach())
         } else {
-            (w_dec, self.params.vector("b_dec"))
+            (w_dec, self.params.vector("b_dec")?)
         };
-        let via_gate = ops::matmul(gate_act, aux_w) + aux_b.unsqueeze_dim(0);
+        let via_gate = kernels::matmul(self.policy, gate_act, aux_w)? + aux_b.unsqueeze_dim(0);
         let aux = affine::mse_loss(via_gate, target);
         let terms = vec![
-            LossTerm { name: "mse_loss".into(), value: mse },
-            LossTerm { name: "l1_loss".into(), value: l1 },
-            LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux },
+            LossTerm::new(loss_terms::MSE, mse),
+            LossTerm::new(loss_terms::L1, l1),
+            LossTerm::new(loss_terms::AUX, aux),
         ];
         Ok(TrainOutput::from_terms(terms, codes, output))
     }
@@ -127,11 +129,11 @@ impl Architecture for GatedArch {
     fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
         let hyper = cfg.hyper(Path::new("<config>"))?;
         let io = AffineIo::autoencoder(&cfg);
-        Ok(Box::new(Gated { cfg, hyper, params, io }))
+        Ok(Box::new(Gated { cfg, hyper, params, io, policy: KernelPolicy::default() }))
     }
     fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
         let h: GatedHyper = cfg.hyper(Path::new("<config>"))?;
-        let mut p = affine::init_tied(&cfg, device, seed, h.decoder_init_norm, false);
+        let mut p = affine::init_tied(&cfg, device, seed, h.decoder_init_norm, false)?;
         let b_enc = p.remove("b_enc");
         let zeros = || ParamTensor::Vector(Tensor::zeros([cfg.d_sae], device));
         let mut ordered = ParamSet::new();

@@ -15,13 +15,13 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
+use sae_kernels as kernels;
 use serde::{Deserialize, Serialize};
-use sae_core::affine::{self, AffineIo};
+use crate::affine::{self, AffineIo};
 use sae_core::config::ensure;
 use sae_core::params::ParamTensor;
 use sae_core::{
-    Architecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, ops,
-    sae_state_accessors,
+    Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
 };
 
 /// Sparsity loss of a JumpReLU SAE.
@@ -82,7 +82,7 @@ pub struct JumpReluHyper {
     pub skip_connection: bool,
     /// Initial decoder row norm (SAELens `decoder_init_norm`, default 0.1; `null` in JSON keeps
     /// the Kaiming rows).
-    #[serde(default = "sae_core::affine::default_decoder_init_norm")]
+    #[serde(default = "crate::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
     /// Per-row TopK with this many latents while the sparsity warm-up runs
     /// (`sparsity_warmup_steps`; MSE and AuxK, no L0 term), JumpReLU after it. Meanwhile every
@@ -103,6 +103,7 @@ pub struct JumpRelu {
     hyper: JumpReluHyper,
     params: ParamSet,
     io: AffineIo,
+    policy: KernelPolicy,
 }
 
 /// Rectangle kernel `1{|u| < 1/2}` of `(pre − θ)/ε`, detached, `[n, d]`.
@@ -137,7 +138,7 @@ impl JumpRelu {
     /// Builds from a config and parameters in the given I/O mode.
     pub fn new(cfg: SaeConfig, params: ParamSet, io: AffineIo) -> Result<Self> {
         let hyper = cfg.hyper(Path::new("<config>"))?;
-        Ok(Self { cfg, hyper, params, io })
+        Ok(Self { cfg, hyper, params, io, policy: KernelPolicy::default() })
     }
 
     /// Validated hyperparameters and the parameter schema.
@@ -164,72 +165,73 @@ impl JumpRelu {
     /// zero so that the logged terms stay the same.
     fn topk_warmup_forward(&self, pre: Tensor<2>, norm: Option<sae_core::RowNorm>, k: usize, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
         let d = pre.dims()[1];
-        let (values, indices) = ops::topk_relu(pre.clone(), k.min(d));
+        let (values, indices) = kernels::portable::topk_relu(pre.clone(), k.min(d));
         let codes = SparseCodes::topk(values, indices, d).with_row_norm(norm);
         let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
         let target = batch.target(&self.cfg)?;
         let mut terms = vec![
-            LossTerm { name: "mse_loss".into(), value: affine::mse_loss(output.clone(), target.clone()) },
-            LossTerm { name: "l0_loss".into(), value: Tensor::zeros([1], &batch.x.device()) },
+            LossTerm::new(loss_terms::MSE, affine::mse_loss(output.clone(), target.clone())),
+            LossTerm::new(loss_terms::L0, Tensor::zeros([1], &batch.x.device())),
         ];
         if let Some(mask) = &ctx.dead_mask {
-            let aux = affine::auxk_loss(pre, mask, ctx.n_dead, self.params.matrix("W_dec"), target, output.clone(), affine::AuxKNorm::PerRowMean);
-            terms.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux });
+            let aux = affine::auxk_loss(self.policy, pre, mask, ctx.n_dead, self.params.matrix("W_dec")?, target, output.clone(), affine::AuxKNorm::PerRowMean)?;
+            terms.push(LossTerm::new(loss_terms::AUX, aux));
         }
         Ok(TrainOutput::from_terms(terms, codes, output))
     }
 
     /// Moves every threshold towards the smallest positive kept activation of a TopK warm-up
     /// step (EMA, rate [`TOPK_WARMUP_THRESHOLD_RATE`]).
-    fn follow_smallest_kept(&mut self, out: &TrainOutput) {
-        let Some(min_pos) = crate::batch_topk::smallest_positive(out) else { return };
+    fn follow_smallest_kept(&mut self, out: &TrainOutput) -> Result<()> {
+        let Some(min_pos) = crate::batch_topk::smallest_positive(out)? else { return Ok(()) };
         let r = TOPK_WARMUP_THRESHOLD_RATE;
-        let t = self.params.vector("threshold").detach();
+        let t = self.params.vector("threshold")?.detach();
         self.params.set_vector("threshold", t.mul_scalar(1.0 - r).add_scalar(r * min_pos));
+        Ok(())
     }
 
     /// Freshly initialised parameters (threshold = `jumprelu_init_threshold`).
     pub fn init_params(cfg: &SaeConfig, device: &Device, seed: u64) -> Result<ParamSet> {
         let h: JumpReluHyper = cfg.hyper(Path::new("<config>"))?;
-        let mut p = affine::init_tied(cfg, device, seed, h.decoder_init_norm, h.skip_connection);
+        let mut p = affine::init_tied(cfg, device, seed, h.decoder_init_norm, h.skip_connection)?;
         p.insert("threshold", ParamTensor::Vector(Tensor::full([cfg.d_sae], h.jumprelu_init_threshold, device)));
         Ok(p)
     }
 
-    fn hidden_pre(&self, x: Tensor<2>) -> (Tensor<2>, Option<sae_core::RowNorm>) {
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        (ops::matmul(xc, self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0), norm)
+    fn hidden_pre(&self, x: Tensor<2>) -> Result<(Tensor<2>, Option<sae_core::RowNorm>)> {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center)?;
+        Ok((kernels::matmul(self.policy, xc, self.params.matrix("W_enc")?)? + self.params.vector("b_enc")?.unsqueeze_dim(0), norm))
     }
 }
 
 impl Sae for JumpRelu {
-    sae_state_accessors!();
+    sae_state_accessors!(policy);
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        let activation = ops::DenseActivation::JumpRelu(self.params.vector("threshold"));
-        let acts = ops::dense_encode(xc, self.params.matrix("W_enc"), self.params.vector("b_enc"), &activation);
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center)?;
+        let activation = kernels::DenseActivation::JumpRelu(self.params.vector("threshold")?);
+        let acts = kernels::dense_encode(self.policy, xc, self.params.matrix("W_enc")?, self.params.vector("b_enc")?, &activation)?;
         Ok(SparseCodes::dense(acts).with_row_norm(norm))
     }
 
     fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {
-        Ok(affine::decode_affine(&self.params, codes, false, self.io.denormalize))
+        affine::decode_affine(self.policy, &self.params, codes, false, self.io.denormalize)
     }
 
     fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
         sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
         let h = &self.hyper;
-        let (pre, norm) = self.hidden_pre(batch.x.clone());
+        let (pre, norm) = self.hidden_pre(batch.x.clone())?;
         if let Some(k) = h.topk_warmup_k.filter(|_| ctx.sparsity_scale < 1.0) {
             return self.topk_warmup_forward(pre, norm, k, batch, ctx);
         }
-        let threshold = self.params.vector("threshold").unsqueeze_dim(0);
+        let threshold = self.params.vector("threshold")?.unsqueeze_dim(0);
         let acts = jumprelu_ste(pre.clone(), threshold.clone(), h.jumprelu_bandwidth, h.jumprelu_ste_to_input);
         let codes = SparseCodes::dense(acts.clone()).with_row_norm(norm);
         let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
         let mse = affine::mse_loss(output.clone(), batch.target(&self.cfg)?);
-        let dec_norm = ops::row_norms(self.params.matrix("W_dec")).unsqueeze_dim(0);
+        let dec_norm = kernels::row_norms(self.params.matrix("W_dec")?).unsqueeze_dim(0);
         let coeff = h.l0_coefficient * ctx.sparsity_scale;
         let per_row = match h.jumprelu_sparsity_loss_mode {
             SparsityLoss::Step | SparsityLoss::Quadratic => {
@@ -242,8 +244,8 @@ impl Sae for JumpRelu {
             SparsityLoss::Tanh => (acts * dec_norm.clone()).mul_scalar(h.jumprelu_tanh_scale).tanh().sum_dim(1),
         };
         let mut terms = vec![
-            LossTerm { name: "mse_loss".into(), value: mse },
-            LossTerm { name: "l0_loss".into(), value: per_row.mean().mul_scalar(coeff) },
+            LossTerm::new(loss_terms::MSE, mse),
+            LossTerm::new(loss_terms::L0, per_row.mean().mul_scalar(coeff)),
         ];
         if let Some(c) = h.pre_act_loss_coefficient {
             let value = match &ctx.dead_mask {
@@ -253,7 +255,7 @@ impl Sae for JumpRelu {
                 }
                 _ => Tensor::zeros([1], &batch.x.device()),
             };
-            terms.push(LossTerm { name: "pre_act_loss".into(), value });
+            terms.push(LossTerm::new(loss_terms::PRE_ACT, value));
         }
         Ok(TrainOutput::from_terms(terms, codes, output))
     }
@@ -261,9 +263,9 @@ impl Sae for JumpRelu {
     fn after_step(&mut self, out: &TrainOutput) -> Result<()> {
         if matches!(out.codes.values, sae_core::CodeValues::TopK { .. }) {
             // A TopK warm-up step (the JumpReLU steps' codes are dense).
-            self.follow_smallest_kept(out);
+            self.follow_smallest_kept(out)?;
         }
-        let t = self.params.vector("threshold").detach().clamp_min(0.0);
+        let t = self.params.vector("threshold")?.detach().clamp_min(0.0);
         self.params.set_vector("threshold", t);
         Ok(())
     }

@@ -4,8 +4,10 @@
 //! [`sae_core::Architecture`]: ReLU + L1 in both decoder-norm schools ([`standard`]), TopK with
 //! AuxK and Multi-TopK ([`topk`]), [`batch_topk`], [`jumprelu`] with its straight-through
 //! estimator, [`gated`], [`matryoshka`] BatchTopK, [`matching_pursuit`], and the
-//! [`transcoder`] variants. [`registry`] returns a [`Registry`] with all of them.
-//! Formulas and sources: `docs/architectures.md`.
+//! [`transcoder`] variants. [`registry`] returns a [`Registry`] with all of them. [`affine`]
+//! holds the building blocks they share (input normalisation, decoding, losses, AuxK,
+//! initialisation), for downstream architectures too. Hot paths run on `sae-kernels` under each
+//! SAE's [`KernelPolicy`](sae_core::KernelPolicy). Formulas and sources: `docs/architectures.md`.
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor};
@@ -24,7 +26,9 @@
 
 #![warn(missing_docs)]
 
+pub mod affine;
 pub mod batch_topk;
+pub mod diagnostics;
 pub mod gated;
 pub mod jumprelu;
 pub mod matching_pursuit;

@@ -9,11 +9,12 @@
 use std::path::Path;
 
 use burn::tensor::{Bool, Device, IndexingUpdateOp, Tensor};
+use sae_kernels as kernels;
 use serde::{Deserialize, Serialize};
-use sae_core::affine::{self, AffineIo};
+use crate::affine::{self, AffineIo};
 use sae_core::config::ensure;
 use sae_core::params::ParamTensor;
-use sae_core::{Architecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, sae_state_accessors};
+use sae_core::{Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
 
 fn threshold() -> f32 {
     1e-2
@@ -43,6 +44,7 @@ pub struct MatchingPursuit {
     hyper: MatchingPursuitHyper,
     params: ParamSet,
     io: AffineIo,
+    policy: KernelPolicy,
 }
 
 /// Greedy matching pursuit of `x` `[n, d]` over the rows of `w_dec` `[m, d]` → codes `[n, m]`.
@@ -82,18 +84,18 @@ pub fn matching_pursuit(x: Tensor<2>, w_dec: Tensor<2>, hyper: &MatchingPursuitH
 }
 
 impl Sae for MatchingPursuit {
-    sae_state_accessors!();
+    sae_state_accessors!(policy);
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        Ok(SparseCodes::dense(matching_pursuit(xc, self.params.matrix("W_dec"), &self.hyper)).with_row_norm(norm))
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center)?;
+        Ok(SparseCodes::dense(matching_pursuit(xc, self.params.matrix("W_dec")?, &self.hyper)).with_row_norm(norm))
     }
 
     fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {
-        let mut y = codes.times_decoder(self.params.matrix("W_dec"));
+        let mut y = kernels::decode_codes(self.policy, codes, self.params.matrix("W_dec")?)?;
         if self.cfg.apply_b_dec_to_input {
-            y = y + self.params.vector("b_dec").unsqueeze_dim(0);
+            y = y + self.params.vector("b_dec")?.unsqueeze_dim(0);
         }
         Ok(affine::finish_output(y, &codes.row_norm))
     }
@@ -102,7 +104,7 @@ impl Sae for MatchingPursuit {
         let codes = self.encode(batch.x.clone())?;
         let output = self.decode(&codes)?;
         let mse = affine::mse_loss(output.clone(), batch.target(&self.cfg)?);
-        Ok(TrainOutput::from_terms(vec![LossTerm { name: "mse_loss".into(), value: mse }], codes, output))
+        Ok(TrainOutput::from_terms(vec![LossTerm::new(loss_terms::MSE, mse)], codes, output))
     }
 }
 
@@ -130,10 +132,10 @@ impl Architecture for MatchingPursuitArch {
     fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
         let hyper = cfg.hyper(Path::new("<config>"))?;
         let io = AffineIo::autoencoder(&cfg);
-        Ok(Box::new(MatchingPursuit { cfg, hyper, params, io }))
+        Ok(Box::new(MatchingPursuit { cfg, hyper, params, io, policy: KernelPolicy::default() }))
     }
     fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let p = affine::init_tied(&cfg, device, seed, Some(1.0), false);
+        let p = affine::init_tied(&cfg, device, seed, Some(1.0), false)?;
         let mut params = ParamSet::new();
         for name in ["W_dec", "b_dec"] {
             if let Some(t) = p.get(name) {

@@ -7,13 +7,13 @@
 
 use std::path::Path;
 
+use sae_kernels as kernels;
 use burn::tensor::{Device, Tensor};
 use serde::Deserialize;
-use sae_core::affine::{self};
+use crate::affine::{self};
 use sae_core::config::ensure;
 use sae_core::{
-    Architecture, CodeValues, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, ops,
-    sae_state_accessors,
+    Architecture, KernelPolicy, CodeValues, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
 };
 
 use crate::batch_topk::BatchTopK;
@@ -37,6 +37,7 @@ pub struct Matryoshka {
     level_aux: bool,
     cfg: SaeConfig,
     params: ParamSet,
+    policy: KernelPolicy,
 }
 
 impl Matryoshka {
@@ -45,7 +46,7 @@ impl Matryoshka {
         let h: MatryoshkaHyper = cfg.hyper(Path::new("<config>"))?;
         let widths = full_widths(&h.matryoshka_widths, cfg.d_sae);
         let inner = BatchTopK::new(cfg.clone(), params.clone())?;
-        Ok(Self { inner, widths, level_aux: h.use_matryoshka_aux_loss, cfg, params })
+        Ok(Self { inner, widths, level_aux: h.use_matryoshka_aux_loss, cfg, params, policy: KernelPolicy::default() })
     }
 
     /// The prefix widths, ending with `d_sae`.
@@ -56,24 +57,25 @@ impl Matryoshka {
     fn synced(&self) -> BatchTopK {
         let mut inner = self.inner.clone();
         inner.params = self.params.clone();
+        inner.policy = self.policy;
         inner
     }
 
     /// Reconstructions of every prefix (ending with the full one), each undoing normalisation.
     /// Top-k codes decode level by level with the sparse decode: each level's slots keep the
     /// latents of its own segment `prev..w` (the others become empty slots).
-    fn prefix_decodes(&self, inner: &BatchTopK, codes: &SparseCodes) -> Vec<Tensor<2>> {
+    fn prefix_decodes(&self, inner: &BatchTopK, codes: &SparseCodes) -> Result<Vec<Tensor<2>>> {
         let n = codes.n_rows();
-        let w_dec = inner.decoder();
+        let w_dec = inner.decoder()?;
         let d_out = w_dec.dims()[1];
-        let mut decoded: Tensor<2> = self.params.vector("b_dec").unsqueeze_dim::<2>(0).expand([n, d_out]);
+        let mut decoded: Tensor<2> = self.params.vector("b_dec")?.unsqueeze_dim::<2>(0).expand([n, d_out]);
         let mut prev = 0;
         let mut outs = Vec::with_capacity(self.widths.len());
         for &w in &self.widths {
             let part = match &codes.values {
                 CodeValues::TopK { values, indices } => {
                     let outside = indices.clone().lower_elem(prev as i64).bool_or(indices.clone().greater_equal_elem(w as i64));
-                    ops::sparse_decode(values.clone(), indices.clone().mask_fill(outside, -1), w_dec.clone())
+                    kernels::sparse_decode(self.policy, values.clone(), indices.clone().mask_fill(outside, -1), w_dec.clone())?
                 }
                 CodeValues::Dense(acts) => acts.clone().slice([0..n, prev..w]).matmul(w_dec.clone().slice([prev..w, 0..d_out])),
             };
@@ -81,7 +83,7 @@ impl Matryoshka {
             outs.push(affine::finish_output(decoded.clone(), &codes.row_norm));
             prev = w;
         }
-        outs
+        Ok(outs)
     }
 }
 
@@ -94,7 +96,7 @@ fn full_widths(widths: &[usize], d_sae: usize) -> Vec<usize> {
 }
 
 impl Sae for Matryoshka {
-    sae_state_accessors!();
+    sae_state_accessors!(policy);
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         self.synced().encode(x)
@@ -108,38 +110,38 @@ impl Sae for Matryoshka {
         let inner = self.synced();
         sae_core::sae::check_width(&batch.x, self.cfg.d_in, "input")?;
         let aux = if self.level_aux { None } else { inner.aux_select(ctx) };
-        let (codes, aux_sel) = inner.encode_selected(batch.x.clone(), Some(ctx), aux);
-        let prefixes = self.prefix_decodes(&inner, &codes);
+        let (codes, aux_sel) = inner.encode_selected(batch.x.clone(), Some(ctx), aux)?;
+        let prefixes = self.prefix_decodes(&inner, &codes)?;
         let output = prefixes.last().cloned().unwrap_or_else(|| batch.x.zeros_like());
         let target = batch.target(&self.cfg)?;
         let mut terms = if self.level_aux {
-            let mut t = vec![LossTerm { name: "mse_loss".into(), value: affine::mse_loss(output.clone(), target.clone()) }];
+            let mut t = vec![LossTerm::new(loss_terms::MSE, affine::mse_loss(output.clone(), target.clone()))];
             if let Some(mask) = &ctx.dead_mask {
                 // Per-level AuxK selects within each level's dead latents: it runs on the dense
                 // pre-activations (a second GEMM, with a dense gradient).
-                let (pre, _) = inner.hidden_pre(batch.x.clone());
-                t.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: self.level_auxk(&inner, &pre, mask, &prefixes, &target) });
+                let (pre, _) = inner.hidden_pre(batch.x.clone())?;
+                t.push(LossTerm::new(loss_terms::AUX, self.level_auxk(&inner, &pre, mask, &prefixes, &target)?));
             }
             t
         } else {
             inner.base_terms(aux_sel, &output, batch, ctx)?
         };
         for (w, recon) in self.widths.iter().zip(&prefixes).take(self.widths.len() - 1) {
-            terms.push(LossTerm { name: format!("inner_mse_loss_{w}"), value: affine::mse_loss(recon.clone(), target.clone()) });
+            terms.push(LossTerm::new(loss_terms::inner_mse(*w), affine::mse_loss(recon.clone(), target.clone())));
         }
         Ok(TrainOutput::from_terms(terms, codes, output))
     }
 
     fn after_step(&mut self, out: &TrainOutput) -> Result<()> {
         let mut inner = self.synced();
-        inner.update_threshold(out);
+        inner.update_threshold(out)?;
         self.params = inner.params.clone();
         self.inner = inner;
         Ok(())
     }
 
     fn inference_export(&self) -> Result<(SaeConfig, ParamSet)> {
-        Ok(self.synced().export_jumprelu())
+        self.synced().export_jumprelu()
     }
 }
 
@@ -151,12 +153,12 @@ impl Matryoshka {
         mask: &burn::tensor::Tensor<1, burn::tensor::Bool>,
         prefixes: &[Tensor<2>],
         target: &Tensor<2>,
-    ) -> Tensor<1> {
+    ) -> Result<Tensor<1>> {
         let device = pre.device();
         let [n, _] = pre.dims();
-        let w_dec = inner.decoder();
+        let w_dec = inner.decoder()?;
         let d_out = w_dec.dims()[1];
-        let dead = mask.clone().int().into_data().try_into_vec_as::<i64>().unwrap_or_default();
+        let dead = sae_core::params::host_i64(mask.clone().int().into_data())?;
         let k_aux_full = (target.dims()[1] / 2).max(1);
         let mut total = Tensor::<1>::zeros([1], &device);
         let mut prev = 0;
@@ -169,12 +171,12 @@ impl Matryoshka {
                 let residual = (target.clone() - partial_out.clone()).detach();
                 let level_pre = pre.clone().slice([0..n, prev..w]).mask_fill(level_mask.bool_not().unsqueeze_dim(0), f32::NEG_INFINITY);
                 let (vals, idx) = level_pre.topk_with_indices(k_aux, 1);
-                let recon = ops::sparse_decode(vals, idx, w_dec.clone().slice([prev..w, 0..d_out]));
+                let recon = kernels::sparse_decode(self.policy, vals, idx, w_dec.clone().slice([prev..w, 0..d_out]))?;
                 total = total + (recon - residual).powi_scalar(2).sum_dim(1).mean().mul_scalar(scale);
             }
             prev = w;
         }
-        total.mul_scalar(inner.hyper.aux_loss_coefficient)
+        Ok(total.mul_scalar(inner.hyper.aux_loss_coefficient))
     }
 }
 
@@ -206,6 +208,9 @@ impl Architecture for MatryoshkaArch {
     }
     fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
         Ok(Box::new(Matryoshka::new(cfg, params)?))
+    }
+    fn notes(&self, _cfg: &SaeConfig) -> Vec<String> {
+        vec!["training form: encoding depends on the batch (convert to saelens to get the JumpReLU inference form)".into()]
     }
     fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
         let params = BatchTopK::init_params(&cfg, device, seed)?;

@@ -10,10 +10,11 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
+use sae_kernels as kernels;
 use serde::{Deserialize, Serialize};
-use sae_core::affine::{self, AffineIo};
+use crate::affine::{self, AffineIo};
 use sae_core::config::ensure;
-use sae_core::{Architecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, ops, sae_state_accessors};
+use sae_core::{Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
 
 /// Which decoder-norm school the L1 penalty follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -44,7 +45,7 @@ pub struct StandardHyper {
     pub decoder_norm: DecoderNormSchool,
     /// Initial decoder row norm (SAELens `decoder_init_norm`, default 0.1; `null` in JSON keeps
     /// the Kaiming rows).
-    #[serde(default = "sae_core::affine::default_decoder_init_norm")]
+    #[serde(default = "crate::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
     /// Transcoder skip connection (`W_skip`).
     #[serde(default)]
@@ -58,13 +59,14 @@ pub struct Standard {
     hyper: StandardHyper,
     params: ParamSet,
     io: AffineIo,
+    policy: KernelPolicy,
 }
 
 impl Standard {
     /// Builds from a config and parameters in the given I/O mode.
     pub fn new(cfg: SaeConfig, params: ParamSet, io: AffineIo) -> Result<Self> {
         let hyper = cfg.hyper(Path::new("<config>"))?;
-        Ok(Self { cfg, hyper, params, io })
+        Ok(Self { cfg, hyper, params, io, policy: KernelPolicy::default() })
     }
 
     /// Validated hyperparameters and the parameter schema.
@@ -82,22 +84,22 @@ impl Standard {
             DecoderNormSchool::Unit => Some(1.0),
             DecoderNormSchool::Weighted => h.decoder_init_norm,
         };
-        Ok(affine::init_tied(cfg, device, seed, init_norm, h.skip_connection))
+        affine::init_tied(cfg, device, seed, init_norm, h.skip_connection)
     }
 }
 
 impl Sae for Standard {
-    sae_state_accessors!();
+    sae_state_accessors!(policy);
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        let acts = ops::dense_encode(xc, self.params.matrix("W_enc"), self.params.vector("b_enc"), &ops::DenseActivation::Relu);
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center)?;
+        let acts = kernels::dense_encode(self.policy, xc, self.params.matrix("W_enc")?, self.params.vector("b_enc")?, &kernels::DenseActivation::Relu)?;
         Ok(SparseCodes::dense(acts).with_row_norm(norm))
     }
 
     fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {
-        Ok(affine::decode_affine(&self.params, codes, false, self.io.denormalize))
+        affine::decode_affine(self.policy, &self.params, codes, false, self.io.denormalize)
     }
 
     fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
@@ -106,7 +108,7 @@ impl Sae for Standard {
         let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
         let mse = affine::mse_loss(output.clone(), batch.target(&self.cfg)?);
         let weighted = match self.hyper.decoder_norm {
-            DecoderNormSchool::Weighted => acts * ops::row_norms(self.params.matrix("W_dec")).unsqueeze_dim(0),
+            DecoderNormSchool::Weighted => acts * kernels::row_norms(self.params.matrix("W_dec")?).unsqueeze_dim(0),
             DecoderNormSchool::Unit => acts,
         };
         let p = self.hyper.lp_norm;
@@ -117,21 +119,22 @@ impl Sae for Standard {
         };
         let l1 = sparsity.mean().mul_scalar(self.hyper.l1_coefficient * ctx.sparsity_scale);
         let terms = vec![
-            LossTerm { name: "mse_loss".into(), value: mse },
-            LossTerm { name: "l1_loss".into(), value: l1 },
+            LossTerm::new(loss_terms::MSE, mse),
+            LossTerm::new(loss_terms::L1, l1),
         ];
         Ok(TrainOutput::from_terms(terms, codes, output))
     }
 
-    fn project_gradients(&self, grads: &mut ParamSet) {
+    fn project_gradients(&self, grads: &mut ParamSet) -> Result<()> {
         if self.hyper.decoder_norm == DecoderNormSchool::Unit {
-            affine::project_decoder_gradient(&self.params, grads);
+            affine::project_decoder_gradient(self.policy, &self.params, grads)?;
         }
+        Ok(())
     }
 
     fn after_step(&mut self, _out: &TrainOutput) -> Result<()> {
         if self.hyper.decoder_norm == DecoderNormSchool::Unit {
-            affine::normalize_decoder_rows(&mut self.params);
+            affine::normalize_decoder_rows(self.policy, &mut self.params)?;
         }
         Ok(())
     }

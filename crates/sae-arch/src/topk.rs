@@ -11,12 +11,12 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor};
+use sae_kernels as kernels;
 use serde::{Deserialize, Serialize};
-use sae_core::affine::{self, AffineIo, AuxKNorm};
+use crate::affine::{self, AffineIo, AuxKNorm};
 use sae_core::config::ensure;
 use sae_core::{
-    Architecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, ops,
-    sae_state_accessors,
+    Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
 };
 
 /// Selection rule.
@@ -75,7 +75,7 @@ pub struct TopKHyper {
     pub skip_connection: bool,
     /// Initial decoder row norm (SAELens `decoder_init_norm`, default 0.1; `null` in JSON keeps
     /// the Kaiming rows). Ignored with `normalize_decoder`, which starts from unit rows.
-    #[serde(default = "sae_core::affine::default_decoder_init_norm")]
+    #[serde(default = "crate::affine::default_decoder_init_norm")]
     pub decoder_init_norm: Option<f32>,
 }
 
@@ -86,6 +86,7 @@ pub struct TopK {
     hyper: TopKHyper,
     params: ParamSet,
     io: AffineIo,
+    policy: KernelPolicy,
 }
 
 impl TopK {
@@ -93,7 +94,7 @@ impl TopK {
     pub fn new(cfg: SaeConfig, params: ParamSet) -> Result<Self> {
         let hyper: TopKHyper = cfg.hyper(Path::new("<config>"))?;
         let io = AffineIo { center: cfg.apply_b_dec_to_input && cfg.d_out() == cfg.d_in, denormalize: cfg.d_out() == cfg.d_in };
-        Ok(Self { cfg, hyper, params, io })
+        Ok(Self { cfg, hyper, params, io, policy: KernelPolicy::default() })
     }
 
     /// The hyperparameters.
@@ -116,22 +117,22 @@ impl TopK {
 
     /// Pre-activations `[n, d_sae]` (with decoder-norm rescaling when configured). Allocates
     /// `n × d_sae` floats; encoding with the top-k rule does not need them.
-    pub fn hidden_pre(&self, x: Tensor<2>) -> (Tensor<2>, Option<sae_core::RowNorm>) {
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        (self.linear_encoder().pre(xc), norm)
+    pub fn hidden_pre(&self, x: Tensor<2>) -> Result<(Tensor<2>, Option<sae_core::RowNorm>)> {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center)?;
+        Ok((self.linear_encoder()?.pre(self.policy, xc)?, norm))
     }
 
     /// The linear part of the encoder, with the decoder-norm scale when configured.
-    fn linear_encoder(&self) -> ops::LinearEncoder {
-        let scale = self.hyper.rescale_acts_by_decoder_norm.then(|| ops::row_norms(self.params.matrix("W_dec")));
-        ops::LinearEncoder { w_enc: self.params.matrix("W_enc"), b_enc: self.params.vector("b_enc"), scale }
+    fn linear_encoder(&self) -> Result<kernels::LinearEncoder> {
+        let scale = if self.hyper.rescale_acts_by_decoder_norm { Some(kernels::row_norms(self.params.matrix("W_dec")?)) } else { None };
+        Ok(kernels::LinearEncoder { w_enc: self.params.matrix("W_enc")?, b_enc: self.params.vector("b_enc")?, scale })
     }
 
     /// Top-k codes through the fused encoder (and the AuxK selection when `aux` is given).
-    fn encode_topk(&self, x: Tensor<2>, aux: Option<ops::AuxSelect<'_>>) -> (SparseCodes, Option<(Tensor<2>, Tensor<2, Int>)>) {
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        let sel = ops::topk_encode(xc, &self.linear_encoder(), self.hyper.k, aux);
-        (SparseCodes::topk(sel.values, sel.indices, self.cfg.d_sae).with_row_norm(norm), sel.aux)
+    fn encode_topk(&self, x: Tensor<2>, aux: Option<kernels::AuxSelect<'_>>) -> Result<(SparseCodes, Option<(Tensor<2>, Tensor<2, Int>)>)> {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center)?;
+        let sel = kernels::topk_encode(self.policy, xc, &self.linear_encoder()?, self.hyper.k, aux)?;
+        Ok((SparseCodes::topk(sel.values, sel.indices, self.cfg.d_sae).with_row_norm(norm), sel.aux))
     }
 
     /// The codes of a training step through the fused encoders (gradients through the selected
@@ -139,42 +140,42 @@ impl TopK {
     /// the top `4k` as well. For the top-k rule one selection of `4k` serves both: its first `k`
     /// columns are the top `k`.
     #[allow(clippy::type_complexity)]
-    fn encode_for_training(&self, x: Tensor<2>, aux: Option<ops::AuxSelect<'_>>) -> (SparseCodes, Option<(Tensor<2>, Tensor<2, Int>)>, Option<SparseCodes>) {
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center);
-        let enc = self.linear_encoder();
+    fn encode_for_training(&self, x: Tensor<2>, aux: Option<kernels::AuxSelect<'_>>) -> Result<(SparseCodes, Option<(Tensor<2>, Tensor<2, Int>)>, Option<SparseCodes>)> {
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, self.io.center)?;
+        let enc = self.linear_encoder()?;
         let (k, d_sae) = (self.hyper.k, self.cfg.d_sae);
         let k4 = (4 * k).min(d_sae);
-        let codes = |sel: &ops::TopKSelection| SparseCodes::topk(sel.values.clone(), sel.indices.clone(), d_sae).with_row_norm(norm.clone());
-        match (self.hyper.activation, self.hyper.multi_topk) {
+        let codes = |sel: &kernels::TopKSelection| SparseCodes::topk(sel.values.clone(), sel.indices.clone(), d_sae).with_row_norm(norm.clone());
+        Ok(match (self.hyper.activation, self.hyper.multi_topk) {
             (TopKActivation::Topk, false) => {
-                let sel = ops::topk_encode(xc, &enc, k, aux);
+                let sel = kernels::topk_encode(self.policy, xc, &enc, k, aux)?;
                 (codes(&sel), sel.aux.clone(), None)
             }
             (TopKActivation::Topk, true) => {
-                let sel = ops::topk_encode(xc, &enc, k4, aux);
+                let sel = kernels::topk_encode(self.policy, xc, &enc, k4, aux)?;
                 let n = sel.values.dims()[0];
                 let narrow = SparseCodes::topk(sel.values.clone().slice([0..n, 0..k]), sel.indices.clone().slice([0..n, 0..k]), d_sae);
                 (narrow.with_row_norm(norm.clone()), sel.aux.clone(), Some(codes(&sel)))
             }
             (TopKActivation::Groupmax, multi) => {
-                let wide = multi.then(|| codes(&ops::topk_encode(xc.clone(), &enc, k4, None)));
-                let sel = ops::groupmax_encode(xc, &enc, k, aux);
+                let wide = if multi { Some(codes(&kernels::topk_encode(self.policy, xc.clone(), &enc, k4, None)?)) } else { None };
+                let sel = kernels::groupmax_encode(self.policy, xc, &enc, k, aux)?;
                 (codes(&sel), sel.aux.clone(), wide)
             }
-        }
+        })
     }
 
     fn select(&self, pre: Tensor<2>, k: usize) -> SparseCodes {
         let (values, indices) = match self.hyper.activation {
-            TopKActivation::Topk => ops::topk_relu(pre, k),
-            TopKActivation::Groupmax => ops::groupmax(pre, k),
+            TopKActivation::Topk => kernels::portable::topk_relu(pre, k),
+            TopKActivation::Groupmax => kernels::portable::groupmax(pre, k),
         };
         SparseCodes::topk(values, indices, self.cfg.d_sae)
     }
 
-    fn decoder(&self) -> Tensor<2> {
-        let w = self.params.matrix("W_dec");
-        if self.hyper.rescale_acts_by_decoder_norm { w.clone() / ops::row_norms(w).unsqueeze_dim(1) } else { w }
+    fn decoder(&self) -> Result<Tensor<2>> {
+        let w = self.params.matrix("W_dec")?;
+        Ok(if self.hyper.rescale_acts_by_decoder_norm { w.clone() / kernels::row_norms(w).unsqueeze_dim(1) } else { w })
     }
 
     fn recon_loss(&self, output: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
@@ -186,19 +187,19 @@ impl TopK {
 }
 
 impl Sae for TopK {
-    sae_state_accessors!();
+    sae_state_accessors!(policy);
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
         if self.hyper.activation == TopKActivation::Topk {
-            return Ok(self.encode_topk(x, None).0);
+            return Ok(self.encode_topk(x, None)?.0);
         }
-        let (pre, norm) = self.hidden_pre(x);
+        let (pre, norm) = self.hidden_pre(x)?;
         Ok(self.select(pre, self.hyper.k).with_row_norm(norm))
     }
 
     fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {
-        Ok(affine::decode_affine(&self.params, codes, self.hyper.rescale_acts_by_decoder_norm, self.io.denormalize))
+        affine::decode_affine(self.policy, &self.params, codes, self.hyper.rescale_acts_by_decoder_norm, self.io.denormalize)
     }
 
     fn train_forward(&self, batch: &TrainBatch, ctx: &TrainContext) -> Result<TrainOutput> {
@@ -206,40 +207,41 @@ impl Sae for TopK {
         let target = batch.target(&self.cfg)?;
         let dead = ctx.dead_mask.as_ref().filter(|_| ctx.n_dead > 0);
         let k_aux = affine::auxk_k(self.cfg.d_out(), ctx.n_dead);
-        let aux = dead.map(|d| ops::AuxSelect { dead: d, k: k_aux });
-        let (codes, aux_sel, wide) = self.encode_for_training(batch.x.clone(), aux);
+        let aux = dead.map(|d| kernels::AuxSelect { dead: d, k: k_aux });
+        let (codes, aux_sel, wide) = self.encode_for_training(batch.x.clone(), aux)?;
         let output = affine::add_skip(&self.params, batch.x.clone(), self.decode(&codes)?);
-        let mut terms = vec![LossTerm { name: "mse_loss".into(), value: self.recon_loss(output.clone(), target.clone()) }];
+        let mut terms = vec![LossTerm::new(loss_terms::MSE, self.recon_loss(output.clone(), target.clone()))];
         if dead.is_some() {
             let norm_kind = match self.hyper.loss {
                 ReconLoss::Mse => AuxKNorm::PerRowMean,
                 ReconLoss::Fvu => AuxKNorm::TotalVariance,
             };
             let Some((values, indices)) = aux_sel else {
-                return Err(SaeError::Unsupported("invariant: AuxK selection missing".into()));
+                return Err(SaeError::Invariant("AuxK selection missing".into()));
             };
             // sparsify selects among ReLU'd pre-activations: the same latents win (ReLU is
             // monotone) and the ReLU only zeroes the negative winners.
             let values = if self.hyper.loss == ReconLoss::Fvu { values.clamp_min(0.0) } else { values };
-            let aux = affine::auxk_loss_selected(values, indices, ctx.n_dead, self.decoder(), target.clone(), output.clone(), norm_kind);
-            terms.push(LossTerm { name: "auxiliary_reconstruction_loss".into(), value: aux.mul_scalar(self.hyper.aux_loss_coefficient) });
+            let aux = affine::auxk_loss_selected(self.policy, values, indices, ctx.n_dead, self.decoder()?, target.clone(), output.clone(), norm_kind)?;
+            terms.push(LossTerm::new(loss_terms::AUX, aux.mul_scalar(self.hyper.aux_loss_coefficient)));
         }
         if let Some(wide) = wide {
             let wide_out = affine::add_skip(&self.params, batch.x.clone(), self.decode(&wide)?);
-            terms.push(LossTerm { name: "multi_topk_loss".into(), value: self.recon_loss(wide_out, target).div_scalar(8.0) });
+            terms.push(LossTerm::new(loss_terms::MULTI_TOPK, self.recon_loss(wide_out, target).div_scalar(8.0)));
         }
         Ok(TrainOutput::from_terms(terms, codes, output))
     }
 
-    fn project_gradients(&self, grads: &mut ParamSet) {
+    fn project_gradients(&self, grads: &mut ParamSet) -> Result<()> {
         if self.hyper.normalize_decoder {
-            affine::project_decoder_gradient(&self.params, grads);
+            affine::project_decoder_gradient(self.policy, &self.params, grads)?;
         }
+        Ok(())
     }
 
     fn after_step(&mut self, _out: &TrainOutput) -> Result<()> {
         if self.hyper.normalize_decoder {
-            affine::normalize_decoder_rows(&mut self.params);
+            affine::normalize_decoder_rows(self.policy, &mut self.params)?;
         }
         Ok(())
     }
@@ -248,7 +250,7 @@ impl Sae for TopK {
         let mut cfg = self.cfg.clone();
         let mut params = self.params.clone().map(|_, t| t.detach());
         if self.hyper.rescale_acts_by_decoder_norm {
-            fold_decoder_norms(&mut params, None);
+            fold_decoder_norms(&mut params, None)?;
             cfg.extra.insert("rescale_acts_by_decoder_norm".into(), false.into());
         }
         Ok((cfg, params))
@@ -258,17 +260,18 @@ impl Sae for TopK {
 /// Folds decoder-row norms into the encoder: `W_dec /= n`, `W_enc *= n`, `b_enc *= n`, and the
 /// named threshold (if any) `*= n`. Encodings of the folded SAE equal `f · n` of the original
 /// with unit-norm decoding, so the reconstruction is unchanged.
-pub fn fold_decoder_norms(params: &mut ParamSet, threshold: Option<&str>) {
-    let w_dec = params.matrix("W_dec");
-    let n = ops::row_norms(w_dec.clone());
+pub fn fold_decoder_norms(params: &mut ParamSet, threshold: Option<&str>) -> Result<()> {
+    let w_dec = params.matrix("W_dec")?;
+    let n = kernels::row_norms(w_dec.clone());
     params.set_matrix("W_dec", w_dec / n.clone().unsqueeze_dim(1));
-    params.set_matrix("W_enc", params.matrix("W_enc") * n.clone().unsqueeze_dim(0));
-    params.set_vector("b_enc", params.vector("b_enc") * n.clone());
+    params.set_matrix("W_enc", params.matrix("W_enc")? * n.clone().unsqueeze_dim(0));
+    params.set_vector("b_enc", params.vector("b_enc")? * n.clone());
     if let Some(name) = threshold
         && params.contains(name)
     {
-        params.set_vector(name, params.vector(name) * n);
+        params.set_vector(name, params.vector(name)? * n);
     }
+    Ok(())
 }
 
 /// The `topk` architecture (Multi-TopK is its `multi_topk` option).
@@ -291,7 +294,7 @@ impl Architecture for TopKArch {
     fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
         let h: TopKHyper = cfg.hyper(Path::new("<config>"))?;
         let init_norm = if h.normalize_decoder { Some(1.0) } else { h.decoder_init_norm };
-        let params = affine::init_tied(&cfg, device, seed, init_norm, h.skip_connection);
+        let params = affine::init_tied(&cfg, device, seed, init_norm, h.skip_connection)?;
         self.build(cfg, params)
     }
 }

@@ -8,9 +8,9 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use sae_core::affine::AffineIo;
 use sae_core::{Architecture, ParamSet, Result, Sae, SaeConfig};
 
+use crate::affine::AffineIo;
 use crate::jumprelu::JumpRelu;
 use crate::standard::Standard;
 

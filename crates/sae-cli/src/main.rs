@@ -4,6 +4,7 @@
 mod allocator;
 mod backend;
 mod commands;
+mod policy;
 mod progress;
 
 use std::process::ExitCode;
@@ -16,6 +17,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Kernels: `fast` (per-backend kernels, the default) or `portable` (burn ops only); default
+    /// from SAE_KERNELS.
+    #[arg(long, global = true, value_name = "fast|portable")]
+    kernels: Option<String>,
+    /// Threads of the CPU kernels (0: every core); default from SAE_THREADS.
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    /// Host GEMM: `auto` or `crate` (the gemm crate's kernels only); default from SAE_GEMM.
+    #[arg(long, global = true, value_name = "auto|crate")]
+    gemm: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +62,13 @@ enum Command {
 fn main() -> ExitCode {
     allocator::keep_large_blocks();
     let cli = Cli::parse();
+    match policy::resolve(cli.kernels.as_deref(), cli.threads, cli.gemm.as_deref()) {
+        Ok(p) => policy::set(p),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Command::Encode(args) => commands::encode::run(args),
         Command::Convert(args) => commands::convert::run(args),

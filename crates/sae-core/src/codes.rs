@@ -2,7 +2,8 @@
 
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 
-use crate::ops;
+use crate::error::Result;
+use crate::params::{host_f32, host_i64};
 
 /// Per-row statistics of a runtime input normalisation, kept so that decoding can invert it.
 ///
@@ -99,11 +100,11 @@ impl SparseCodes {
 
     /// How many rows each latent is active (> 0) on, `[d_sae]`, read back to the host. For
     /// top-k codes this reads only the `n × k` selected values and indices.
-    pub fn firing_counts(&self) -> Vec<f32> {
-        match &self.values {
+    pub fn firing_counts(&self) -> Result<Vec<f32>> {
+        Ok(match &self.values {
             CodeValues::TopK { values, indices } => {
-                let vals = crate::params::host_f32(values.clone().detach().into_data());
-                let idx = indices.clone().into_data().try_into_vec_as::<i64>().unwrap_or_default();
+                let vals = host_f32(values.clone().detach().into_data())?;
+                let idx = host_i64(indices.clone().into_data())?;
                 let mut counts = vec![0.0f32; self.d_sae];
                 for (v, i) in vals.iter().zip(&idx) {
                     if *v > 0.0
@@ -116,34 +117,24 @@ impl SparseCodes {
             }
             CodeValues::Dense(acts) => {
                 let active = acts.clone().detach().greater_elem(0.0).float();
-                crate::params::host_f32(active.sum_dim(0).reshape([self.d_sae]).into_data())
+                host_f32(active.sum_dim(0).reshape([self.d_sae]).into_data())?
             }
-        }
+        })
     }
 
     /// The smallest positive activation of the batch, or `None` when nothing fired (what the
     /// BatchTopK inference threshold follows). Reads only the `n × k` values of top-k codes.
-    pub fn smallest_positive(&self) -> Option<f32> {
-        match &self.values {
-            CodeValues::TopK { values, .. } => {
-                crate::params::host_f32(values.clone().detach().into_data()).into_iter().filter(|v| *v > 0.0).reduce(f32::min)
-            }
+    pub fn smallest_positive(&self) -> Result<Option<f32>> {
+        Ok(match &self.values {
+            CodeValues::TopK { values, .. } => host_f32(values.clone().detach().into_data())?.into_iter().filter(|v| *v > 0.0).reduce(f32::min),
             CodeValues::Dense(acts) => {
                 let acts = acts.clone().detach();
                 let positive = acts.clone().greater_elem(0.0);
                 if !positive.clone().any().into_scalar::<bool>() {
-                    return None;
+                    return Ok(None);
                 }
                 Some(acts.mask_fill(positive.bool_not(), f32::INFINITY).min().into_scalar::<f32>())
             }
-        }
-    }
-
-    /// `codes @ w_dec` (no bias): a sparse gather-sum for top-k codes, a GEMM for dense ones.
-    pub fn times_decoder(&self, w_dec: Tensor<2>) -> Tensor<2> {
-        match &self.values {
-            CodeValues::TopK { values, indices } => ops::sparse_decode(values.clone(), indices.clone(), w_dec),
-            CodeValues::Dense(acts) => ops::matmul(acts.clone(), w_dec),
-        }
+        })
     }
 }

@@ -104,6 +104,29 @@ pub enum SaeError {
     /// cannot express it).
     #[error("{0}")]
     Unsupported(String),
+    /// A tensor's values could not be read back to the host (a backend error, or a dtype that
+    /// cannot be converted to the one asked for).
+    #[error("could not read {what} back to the host: {reason}")]
+    HostRead {
+        /// Which tensor.
+        what: String,
+        /// The backend's or the conversion's message.
+        reason: String,
+    },
+    /// A parameter that an architecture needs is absent or has the wrong rank: the
+    /// architecture's own schema was not checked, or code changed the set behind its back.
+    #[error("parameter `{name}` is {found}, expected a {expected}")]
+    MissingParam {
+        /// The parameter's name.
+        name: String,
+        /// `"absent"` or what it is instead.
+        found: String,
+        /// `"matrix"` or `"vector"`.
+        expected: &'static str,
+    },
+    /// Something this code relies on does not hold: a bug, reported instead of a panic.
+    #[error("internal invariant violated: {0}")]
+    Invariant(String),
 }
 
 fn at_path(path: &Option<PathBuf>) -> String {
@@ -122,6 +145,16 @@ impl SaeError {
     /// Builds an [`SaeError::Config`].
     pub fn config(path: impl Into<PathBuf>, field: impl Into<String>, reason: impl Into<String>) -> Self {
         SaeError::Config { path: path.into(), field: field.into(), reason: reason.into() }
+    }
+
+    /// Builds an [`SaeError::Invariant`].
+    pub fn invariant(what: impl Into<String>) -> Self {
+        SaeError::Invariant(what.into())
+    }
+
+    /// Builds an [`SaeError::HostRead`].
+    pub fn host_read(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        SaeError::HostRead { what: what.into(), reason: reason.to_string() }
     }
 
     /// Builds an [`SaeError::CorruptFile`].

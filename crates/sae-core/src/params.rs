@@ -27,7 +27,7 @@ impl ParamTensor {
     }
 
     /// Copies the values to the host as `f32`, row-major.
-    pub fn to_vec(&self) -> Vec<f32> {
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
         let data = match self {
             ParamTensor::Vector(t) => t.to_data(),
             ParamTensor::Matrix(t) => t.to_data(),
@@ -109,10 +109,26 @@ impl ParamTensor {
     }
 }
 
-/// Converts tensor data of any float dtype to host `f32` values.
-pub fn host_f32(data: TensorData) -> Vec<f32> {
-    // Casting any float dtype to f32 cannot fail for tensors that came from a backend.
-    data.try_into_vec_as::<f32>().unwrap_or_default()
+/// Converts tensor data of any float dtype to host `f32` values; data that cannot be converted
+/// is an [`SaeError::HostRead`], never an empty or zeroed vector.
+pub fn host_f32(data: TensorData) -> Result<Vec<f32>> {
+    let dtype = data.dtype();
+    data.try_into_vec_as::<f32>().map_err(|e| SaeError::host_read(format!("a {dtype:?} tensor"), format!("{e:?}")))
+}
+
+/// Converts integer tensor data to host `i64` values, like [`host_f32`].
+pub fn host_i64(data: TensorData) -> Result<Vec<i64>> {
+    let dtype = data.dtype();
+    data.try_into_vec_as::<i64>().map_err(|e| SaeError::host_read(format!("a {dtype:?} tensor"), format!("{e:?}")))
+}
+
+/// The [`SaeError::MissingParam`] for `name`, found as `found`.
+fn missing(name: &str, found: Option<&ParamTensor>, expected: &'static str) -> SaeError {
+    let found = match found {
+        None => "absent".to_string(),
+        Some(t) => format!("a tensor of shape {:?}", t.shape()),
+    };
+    SaeError::MissingParam { name: name.to_string(), found, expected }
 }
 
 /// An ordered set of named parameters.
@@ -165,23 +181,21 @@ impl ParamSet {
         self.get(name).is_some()
     }
 
-    /// The matrix parameter `name`.
-    ///
-    /// # Panics
-    /// If it is absent or a vector. Architectures validate their parameter set with
-    /// [`ParamSet::check_schema`] when they are built, so this is an internal invariant.
-    pub fn matrix(&self, name: &str) -> Tensor<2> {
+    /// The matrix parameter `name`, or [`SaeError::MissingParam`] when it is absent or a
+    /// vector (architectures check their set with [`ParamSet::check_schema`] when they are built,
+    /// so this reports code that changed the set afterwards, without a panic).
+    pub fn matrix(&self, name: &str) -> Result<Tensor<2>> {
         match self.get(name) {
-            Some(ParamTensor::Matrix(t)) => t.clone(),
-            other => panic!("invariant violated: matrix parameter `{name}` is {other:?}"),
+            Some(ParamTensor::Matrix(t)) => Ok(t.clone()),
+            other => Err(missing(name, other, "matrix")),
         }
     }
 
-    /// The vector parameter `name`. Panics like [`ParamSet::matrix`].
-    pub fn vector(&self, name: &str) -> Tensor<1> {
+    /// The vector parameter `name`, or [`SaeError::MissingParam`] like [`ParamSet::matrix`].
+    pub fn vector(&self, name: &str) -> Result<Tensor<1>> {
         match self.get(name) {
-            Some(ParamTensor::Vector(t)) => t.clone(),
-            other => panic!("invariant violated: vector parameter `{name}` is {other:?}"),
+            Some(ParamTensor::Vector(t)) => Ok(t.clone()),
+            other => Err(missing(name, other, "vector")),
         }
     }
 
@@ -217,6 +231,17 @@ impl ParamSet {
             (n, t)
         });
         Self { entries: entries.collect() }
+    }
+
+    /// Like [`ParamSet::map`] with a fallible `f`: the first error is returned (and the set,
+    /// consumed, is gone).
+    pub fn try_map(self, mut f: impl FnMut(&str, ParamTensor) -> Result<ParamTensor>) -> Result<Self> {
+        let mut entries = Vec::with_capacity(self.entries.len());
+        for (name, t) in self.entries {
+            let t = f(&name, t)?;
+            entries.push((name, t));
+        }
+        Ok(Self { entries })
     }
 
     /// Checks that every `(name, shape)` in `schema` is present with that shape, naming `origin`

@@ -8,13 +8,16 @@ use burn::tensor::Device;
 use crate::config::SaeConfig;
 use crate::error::{Result, SaeError};
 use crate::params::ParamSet;
+use crate::policy::KernelPolicy;
 use crate::sae::{Architecture, Sae};
 
-/// A set of architectures, looked up by name or alias. Not global: build one (for the built-in
-/// architectures, `sae_arch::registry()`) and pass it to whatever loads SAEs.
+/// A set of architectures, looked up by name or alias, and the [`KernelPolicy`] that every SAE
+/// it builds runs with. Not global: build one (for the built-in architectures,
+/// `sae_arch::registry()`) and pass it to whatever loads SAEs.
 #[derive(Clone, Default)]
 pub struct Registry {
     archs: Vec<Arc<dyn Architecture>>,
+    policy: KernelPolicy,
 }
 
 impl std::fmt::Debug for Registry {
@@ -34,6 +37,17 @@ impl Registry {
         self.archs.retain(|a| a.name() != arch.name());
         self.archs.push(Arc::new(arch));
         self
+    }
+
+    /// The same registry whose SAEs run with `policy`.
+    pub fn with_kernel_policy(mut self, policy: KernelPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The policy the SAEs it builds run with.
+    pub fn kernel_policy(&self) -> KernelPolicy {
+        self.policy
     }
 
     /// Registered names, in registration order.
@@ -72,7 +86,9 @@ impl Registry {
         cfg.architecture = arch.name().to_string();
         let schema = arch.schema(&cfg, cfg_path)?;
         params.check_schema(&schema, weights_path, arch.name())?;
-        arch.build(cfg, params)
+        let mut sae = arch.build(cfg, params)?;
+        sae.set_kernel_policy(self.policy);
+        Ok(sae)
     }
 
     /// A freshly initialised SAE, deterministic in `seed`.
@@ -80,6 +96,8 @@ impl Registry {
         let arch = self.require(&cfg.architecture, None)?;
         cfg.architecture = arch.name().to_string();
         arch.schema(&cfg, Path::new("<config>"))?;
-        arch.init(cfg, device, seed)
+        let mut sae = arch.init(cfg, device, seed)?;
+        sae.set_kernel_policy(self.policy);
+        Ok(sae)
     }
 }

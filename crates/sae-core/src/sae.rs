@@ -6,6 +6,7 @@ use crate::codes::SparseCodes;
 use crate::config::SaeConfig;
 use crate::error::{Result, SaeError};
 use crate::params::ParamSet;
+use crate::policy::KernelPolicy;
 
 /// Output of [`Sae::forward`].
 #[derive(Debug, Clone)]
@@ -67,6 +68,27 @@ impl TrainContext {
     }
 }
 
+/// The names of the loss terms the built-in architectures report, following SAELens where it
+/// has one: use these, not string literals, so that logs, plots and reports agree.
+pub mod loss_terms {
+    /// The reconstruction loss (per-row summed squared error, or sparsify's FVU).
+    pub const MSE: &str = "mse_loss";
+    /// The L1 (or Lp) sparsity penalty.
+    pub const L1: &str = "l1_loss";
+    /// JumpReLU's L0 sparsity penalty.
+    pub const L0: &str = "l0_loss";
+    /// AuxK (dead latents reconstructing the residual), or the Gated auxiliary loss.
+    pub const AUX: &str = "auxiliary_reconstruction_loss";
+    /// sparsify's Multi-TopK term (top 4k reconstruction, weight 1/8).
+    pub const MULTI_TOPK: &str = "multi_topk_loss";
+    /// JumpReLU's pre-activation loss on dead latents.
+    pub const PRE_ACT: &str = "pre_act_loss";
+    /// Matryoshka's reconstruction loss of the prefix of `width` latents.
+    pub fn inner_mse(width: usize) -> String {
+        format!("inner_mse_loss_{width}")
+    }
+}
+
 /// One named term of the training loss.
 #[derive(Debug, Clone)]
 pub struct LossTerm {
@@ -74,6 +96,13 @@ pub struct LossTerm {
     pub name: String,
     /// Scalar value `[1]`, already weighted by its coefficient.
     pub value: Tensor<1>,
+}
+
+impl LossTerm {
+    /// A term named `name` (one of [`loss_terms`] for the built-in ones).
+    pub fn new(name: impl Into<String>, value: Tensor<1>) -> Self {
+        Self { name: name.into(), value }
+    }
 }
 
 /// Output of [`Sae::train_forward`].
@@ -139,7 +168,9 @@ pub trait Sae: Send + Sync + std::fmt::Debug {
 
     /// Adjusts gradients before the optimiser step (e.g. removes the component of each decoder
     /// row's gradient parallel to the row). `grads` holds one gradient per parameter name.
-    fn project_gradients(&self, _grads: &mut ParamSet) {}
+    fn project_gradients(&self, _grads: &mut ParamSet) -> Result<()> {
+        Ok(())
+    }
 
     /// Runs after the optimiser step (decoder renormalisation, threshold updates).
     fn after_step(&mut self, _out: &TrainOutput) -> Result<()> {
@@ -151,6 +182,17 @@ pub trait Sae: Send + Sync + std::fmt::Debug {
     fn inference_export(&self) -> Result<(SaeConfig, ParamSet)> {
         Ok((self.config().clone(), self.params().clone().map(|_, t| t.detach())))
     }
+
+    /// How its hot-path operations run ([`KernelPolicy`]). Architectures without fast paths
+    /// keep this default.
+    fn kernel_policy(&self) -> KernelPolicy {
+        KernelPolicy::default()
+    }
+
+    /// Sets how its hot-path operations run; an architecture whose operations have no fast
+    /// path has nothing to set. [`Registry::build`](crate::Registry::build) and
+    /// [`Registry::init`](crate::Registry::init) call this with the registry's policy.
+    fn set_kernel_policy(&mut self, _policy: KernelPolicy) {}
 
     /// The device the parameters live on.
     fn device(&self) -> Device {
@@ -187,6 +229,13 @@ pub trait Architecture: Send + Sync {
 
     /// A freshly initialised SAE for training, deterministic in `seed`.
     fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>>;
+
+    /// What a user should know about an SAE of this architecture with config `cfg`, one line
+    /// each (shown by `sae info`): e.g. that it is a training form whose encoding depends on the
+    /// batch. Default: nothing.
+    fn notes(&self, _cfg: &SaeConfig) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Checks that `x` is `[n, width]`, naming `what` in the error.
@@ -201,4 +250,32 @@ pub fn check_width(x: &Tensor<2>, width: usize, what: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Implements [`Sae::config`], [`Sae::params`] and [`Sae::params_mut`] for a struct with fields
+/// `cfg: SaeConfig` and `params: ParamSet`; with the argument `policy`, also
+/// [`Sae::kernel_policy`] and [`Sae::set_kernel_policy`] for a field `policy: KernelPolicy`.
+/// Use inside `impl Sae for ...`.
+#[macro_export]
+macro_rules! sae_state_accessors {
+    () => {
+        fn config(&self) -> &$crate::SaeConfig {
+            &self.cfg
+        }
+        fn params(&self) -> &$crate::ParamSet {
+            &self.params
+        }
+        fn params_mut(&mut self) -> &mut $crate::ParamSet {
+            &mut self.params
+        }
+    };
+    (policy) => {
+        $crate::sae_state_accessors!();
+        fn kernel_policy(&self) -> $crate::KernelPolicy {
+            self.policy
+        }
+        fn set_kernel_policy(&mut self, policy: $crate::KernelPolicy) {
+            self.policy = policy;
+        }
+    };
 }

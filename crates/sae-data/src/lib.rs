@@ -4,8 +4,8 @@
 //! a [shuffled batch stream](batches) whose order is a pure function of its position (so a
 //! resumed run sees the same batches), [normalisation statistics and the geometric
 //! median](stats), and a [synthetic generator](synthetic) of activations built from known
-//! features, with Zipfian firing, a feature hierarchy and correlations; and the pinned real
-//! [assets](assets) (models, corpora), fetched through package clients and checked by SHA-256.
+//! features, with Zipfian firing, a feature hierarchy and correlations. (Fetching the pinned real
+//! models and corpora is `sae-assets`.)
 //!
 //! ```
 //! use sae_data::synthetic::{SyntheticConfig, SyntheticGenerator};
@@ -24,7 +24,6 @@
 
 #![warn(missing_docs)]
 
-pub mod assets;
 pub mod batches;
 pub mod error;
 pub mod stats;

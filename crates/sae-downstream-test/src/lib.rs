@@ -21,9 +21,9 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
-use sae_core::affine::{self, AffineIo};
+use sae_arch::affine::{self, AffineIo};
 use sae_core::config::ensure;
-use sae_core::{Architecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, sae_state_accessors};
+use sae_core::{Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
 use serde::Deserialize;
 
 fn one() -> f32 {
@@ -44,30 +44,31 @@ pub struct SoftplusSae {
     cfg: SaeConfig,
     hyper: SoftplusHyper,
     params: ParamSet,
+    policy: KernelPolicy,
 }
 
 impl Sae for SoftplusSae {
-    sae_state_accessors!();
+    sae_state_accessors!(policy);
 
     fn encode(&self, x: Tensor<2>) -> Result<SparseCodes> {
         sae_core::sae::check_width(&x, self.cfg.d_in, "input")?;
         let io = AffineIo::autoencoder(&self.cfg);
-        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, io.center);
-        let pre = xc.matmul(self.params.matrix("W_enc")) + self.params.vector("b_enc").unsqueeze_dim(0);
+        let (xc, norm) = affine::prepare_input(&self.cfg, &self.params, x, io.center)?;
+        let pre = xc.matmul(self.params.matrix("W_enc")?) + self.params.vector("b_enc")?.unsqueeze_dim(0);
         let b = self.hyper.beta;
         let acts = pre.mul_scalar(b).exp().add_scalar(1.0).log().div_scalar(b).sub_scalar(std::f32::consts::LN_2 / b).clamp_min(0.0);
         Ok(SparseCodes::dense(acts).with_row_norm(norm))
     }
 
     fn decode(&self, codes: &SparseCodes) -> Result<Tensor<2>> {
-        Ok(affine::decode_affine(&self.params, codes, false, true))
+        affine::decode_affine(self.policy, &self.params, codes, false, true)
     }
 
     fn train_forward(&self, batch: &TrainBatch, _ctx: &TrainContext) -> Result<TrainOutput> {
         let codes = self.encode(batch.x.clone())?;
         let output = self.decode(&codes)?;
         let mse = affine::mse_loss(output.clone(), batch.target(&self.cfg)?);
-        Ok(TrainOutput::from_terms(vec![LossTerm { name: "mse_loss".into(), value: mse }], codes, output))
+        Ok(TrainOutput::from_terms(vec![LossTerm::new(loss_terms::MSE, mse)], codes, output))
     }
 }
 
@@ -89,10 +90,10 @@ impl Architecture for SoftplusArch {
     }
     fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
         let hyper = cfg.hyper(Path::new("<config>"))?;
-        Ok(Box::new(SoftplusSae { cfg, hyper, params }))
+        Ok(Box::new(SoftplusSae { cfg, hyper, params, policy: KernelPolicy::default() }))
     }
     fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let params = affine::init_tied(&cfg, device, seed, None, false);
+        let params = affine::init_tied(&cfg, device, seed, None, false)?;
         self.build(cfg, params)
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum LmError {
     /// The model's assets are not in the cache.
     #[error(transparent)]
-    Asset(#[from] sae_data::assets::AssetError),
+    Asset(#[from] sae_assets::AssetError),
     /// Writing an activation store failed.
     #[error(transparent)]
     Data(#[from] sae_data::DataError),

@@ -6,12 +6,12 @@
 //! named as in TransformerLens (`blocks.{i}.hook_resid_post`, `blocks.{i}.attn.hook_pattern`,
 //! ...) and a forward pass that calls [`sae_core::hooks::Hooks`] at each of them, to read
 //! activations or replace them. Weights come from the pinned assets of
-//! [`sae_data::assets`], never from a model hub.
+//! [`sae_assets`], never from a model hub.
 //!
 //! ```no_run
 //! use burn::tensor::Device;
 //! use sae_core::hooks::{Capture, HookTensor};
-//! use sae_data::assets::AssetCache;
+//! use sae_assets::AssetCache;
 //! use sae_lm::{LanguageModel, minilm::MiniLm};
 //!
 //! let model = MiniLm::from_cache(&AssetCache::from_env(), &Device::flex())?;

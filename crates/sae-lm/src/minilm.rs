@@ -15,7 +15,7 @@ use std::path::Path;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sae_core::hooks::{Hooks, NoHooks};
-use sae_data::assets::{AssetCache, catalog};
+use sae_assets::{AssetCache, catalog};
 use serde::Deserialize;
 
 use crate::error::{LmError, Result};

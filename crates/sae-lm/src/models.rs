@@ -1,7 +1,7 @@
 //! The models by name, for command lines and configuration files.
 
 use burn::tensor::Device;
-use sae_data::assets::AssetCache;
+use sae_assets::AssetCache;
 
 use crate::error::{LmError, Result};
 use crate::model::LanguageModel;

@@ -21,7 +21,7 @@ use std::path::Path;
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sae_core::hooks::Hooks;
-use sae_data::assets::{AssetCache, catalog};
+use sae_assets::{AssetCache, catalog};
 
 use crate::error::{LmError, Result};
 use crate::gguf::GgufFile;

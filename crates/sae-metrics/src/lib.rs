@@ -2,7 +2,8 @@
 //!
 //! How good an SAE is: [reconstruction and sparsity](reconstruction) metrics accumulated over
 //! batches, and [ground-truth recovery](recovery) (Hungarian matching of decoder rows to known
-//! features by |cosine|). Formulas and sources are in `docs/metrics.md`.
+//! features by |cosine|). Formulas and sources are in `docs/metrics.md`; figures of them are
+//! `sae-plot`.
 //!
 //! ```
 //! use sae_metrics::recovery::feature_recovery;
@@ -17,8 +18,6 @@
 
 #![warn(missing_docs)]
 
-pub mod density_plot;
-pub mod figure;
 pub mod hungarian;
 pub mod reconstruction;
 pub mod recovery;

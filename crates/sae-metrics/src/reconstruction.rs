@@ -62,13 +62,14 @@ pub struct ReconstructionMetrics {
     pub feature_density: Vec<f64>,
 }
 
-fn vec1(t: Tensor<1>) -> Vec<f64> {
-    host_f32(t.into_data()).into_iter().map(f64::from).collect()
+fn vec1(t: Tensor<1>) -> sae_core::Result<Vec<f64>> {
+    Ok(host_f32(t.into_data())?.into_iter().map(f64::from).collect())
 }
 
 impl ReconstructionAccumulator {
-    /// Adds a batch: target `x` `[n, d]`, reconstruction `recon` `[n, d]`, and its codes.
-    pub fn update(&mut self, x: Tensor<2>, recon: Tensor<2>, codes: &SparseCodes) {
+    /// Adds a batch: target `x` `[n, d]`, reconstruction `recon` `[n, d]`, and its codes. A
+    /// tensor that cannot be read back is an error (nothing is added).
+    pub fn update(&mut self, x: Tensor<2>, recon: Tensor<2>, codes: &SparseCodes) -> sae_core::Result<()> {
         let [n, d] = x.dims();
         if self.d == 0 {
             self.d = d;
@@ -80,7 +81,11 @@ impl ReconstructionAccumulator {
         let x_norm = x.clone().powi_scalar(2).sum_dim(1).reshape([n]).sqrt();
         let r_norm = recon.clone().powi_scalar(2).sum_dim(1).reshape([n]).sqrt();
         let dot = (x.clone() * recon.clone()).sum_dim(1).reshape([n]);
-        let (err, x_norm, r_norm, dot) = (vec1(err), vec1(x_norm), vec1(r_norm), vec1(dot));
+        let (err, x_norm, r_norm, dot) = (vec1(err)?, vec1(x_norm)?, vec1(r_norm)?, vec1(dot)?);
+        let sum_x = vec1(x.sum_dim(0).reshape([d]))?;
+        let active = codes.to_dense().detach().greater_elem(0.0).float();
+        let l0 = vec1(active.clone().sum())?.iter().sum::<f64>();
+        let fires = vec1(active.sum_dim(0).reshape([codes.d_sae]))?;
         for i in 0..n {
             self.sq_err += err[i];
             self.sum_x_sq += x_norm[i] * x_norm[i];
@@ -93,12 +98,10 @@ impl ReconstructionAccumulator {
                 self.ratio_sum += r_norm[i] / x_norm[i];
             }
         }
-        for (s, v) in self.sum_x.iter_mut().zip(vec1(x.sum_dim(0).reshape([d]))) {
+        for (s, v) in self.sum_x.iter_mut().zip(sum_x) {
             *s += v;
         }
-        let active = codes.to_dense().detach().greater_elem(0.0).float();
-        self.l0_sum += vec1(active.clone().sum()).iter().sum::<f64>();
-        let fires = vec1(active.sum_dim(0).reshape([codes.d_sae]));
+        self.l0_sum += l0;
         if self.fires.is_empty() {
             self.fires = vec![0.0; fires.len()];
         }
@@ -106,6 +109,7 @@ impl ReconstructionAccumulator {
             *a += b;
         }
         self.rows += n as u64;
+        Ok(())
     }
 
     /// The metrics of everything added so far.

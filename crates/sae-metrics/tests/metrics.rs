@@ -62,7 +62,7 @@ fn reconstruction_metrics_by_hand() {
     let recon = Tensor::<2>::from_floats([[1.0, 0.0], [0.0, 1.0]], &device);
     let codes = SparseCodes::dense(Tensor::<2>::from_floats([[0.5, 0.0, 0.0], [0.0, 2.0, 1.0]], &device));
     let mut acc = ReconstructionAccumulator::default();
-    acc.update(x, recon, &codes);
+    acc.update(x, recon, &codes).unwrap();
     let m = acc.finish();
     // Squared error 1; mean row (0.5, 1); total variance 0.25+1 + 0.25+1 = 2.5.
     assert_eq!(m.rows, 2);

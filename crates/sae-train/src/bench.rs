@@ -210,9 +210,9 @@ pub fn run_bench(spec: &BenchSpec, device: &Device, backend: &str, registry: &sa
 /// One training step as the trainer does it, waiting for the result.
 fn train_once(sae: &mut dyn Sae, adam: &mut Adam, tracker: &mut DeadTracker, x: &Tensor<2>, ctx: &TrainContext) -> Result<()> {
     let out = optimisation_step(sae, adam, x, ctx, 2e-4, None)?.out;
-    tracker.record(&out.codes);
+    tracker.record(&out.codes)?;
     // The updated weights are what the next step needs: make sure they exist.
-    let _ = sae.params().matrix("W_dec").slice([0..1, 0..1]).into_scalar::<f32>();
+    let _ = sae.params().matrix("W_dec")?.slice([0..1, 0..1]).into_scalar::<f32>();
     Ok(())
 }
 

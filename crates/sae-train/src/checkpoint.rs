@@ -60,7 +60,7 @@ pub struct SaeTensors {
 }
 
 fn write_set(path: &Path, set: &ParamSet) -> Result<()> {
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = set.iter().map(|(n, t)| (n.to_string(), t.shape(), t.to_vec())).collect();
+    let tensors = set.iter().map(|(n, t)| Ok((n.to_string(), t.shape(), t.to_vec()?))).collect::<sae_core::Result<Vec<(String, Vec<usize>, Vec<f32>)>>>()?;
     write_safetensors(path, &tensors, StoreDtype::F32, None)?;
     Ok(())
 }

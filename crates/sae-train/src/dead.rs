@@ -27,10 +27,10 @@ impl DeadTracker {
 
     /// Records the codes of one batch: counts per latent how many rows it fired on, updates
     /// the counters, and returns those counts (`[d_sae]`, read back to the host).
-    pub fn record(&mut self, codes: &sae_core::SparseCodes) -> Vec<f32> {
-        let fires = codes.firing_counts();
+    pub fn record(&mut self, codes: &sae_core::SparseCodes) -> sae_core::Result<Vec<f32>> {
+        let fires = codes.firing_counts()?;
         self.update(&fires, codes.n_rows() as u64);
-        fires
+        Ok(fires)
     }
 
     /// Number of dead latents.
@@ -60,7 +60,7 @@ mod tests {
         let acts = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0, 2.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0], [3, 4]), &device);
         let mut t = DeadTracker::new(4, 5);
         t.since_fired = vec![4, 4, 4, 0];
-        let fires = t.record(&sae_core::SparseCodes::dense(acts));
+        let fires = t.record(&sae_core::SparseCodes::dense(acts)).unwrap();
         assert_eq!(fires, vec![2.0, 0.0, 1.0, 0.0]);
         assert_eq!(t.since_fired, vec![0, 7, 0, 3]);
         assert_eq!(t.n_dead(), 1);

@@ -35,6 +35,7 @@ pub mod config;
 pub mod dead;
 pub mod error;
 pub mod export;
+pub mod metrics;
 pub mod plot;
 pub mod resample;
 pub mod schedule;
@@ -43,5 +44,6 @@ pub mod trainer;
 
 pub use config::{SaeSpec, TrainConfig};
 pub use error::{Result, TrainError};
+pub use metrics::{Curve, StepMetrics};
 pub use step::{StepResult, optimisation_step};
 pub use trainer::{Progress, RunSummary, Trainer};

@@ -42,11 +42,11 @@ pub fn optimisation_step(sae: &mut dyn Sae, adam: &mut Adam, x: &Tensor<2>, ctx:
     drop(grads);
     let p = std::mem::take(sae.params_mut());
     *sae.params_mut() = p.map(|_, t| t.without_autodiff());
-    sae.project_gradients(&mut g);
-    let grad_norm = clip.map(|c| clip_grad_norm(&mut g, c));
+    sae.project_gradients(&mut g)?;
+    let grad_norm = clip.map(|c| clip_grad_norm(&mut g, c)).transpose()?;
     // Owned: on the CPU backends Adam then updates the weights and moments in their buffers.
     let params = std::mem::take(sae.params_mut());
-    let updated = adam.step_owned(params, g, lr);
+    let updated = adam.step_owned(params, g, lr, sae.kernel_policy())?;
     *sae.params_mut() = updated;
     sae.after_step(&out)?;
     Ok(StepResult { out, grad_norm })

@@ -13,6 +13,7 @@ use sae_data::store::ActivationStore;
 
 use crate::adam::Adam;
 use crate::export::{ExportedSae, fold_scale};
+use crate::metrics::StepMetrics;
 use crate::step::{StepResult, optimisation_step};
 use crate::checkpoint::{self, RunState, SaeState, SaeTensors};
 use crate::config::{BDecInit, TrainConfig, TrainNormalization};
@@ -211,7 +212,7 @@ impl Trainer {
         if let Ok(text) = std::fs::read_to_string(&metrics) {
             let kept: String = text
                 .lines()
-                .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= self.step))
+                .filter(|l| StepMetrics::from_json_line(l).is_some_and(|m| m.step <= self.step))
                 .map(|l| format!("{l}\n"))
                 .collect();
             sae_core::format::atomic::write_atomic(&metrics, kept.as_bytes())?;
@@ -262,13 +263,10 @@ impl Trainer {
             for run in &mut self.runs {
                 let lr = LrSchedule { lr: run.lr, warmup_steps: self.cfg.lr_warmup_steps, decay: self.cfg.lr_decay, decay_fraction: self.cfg.lr_decay_fraction, total_steps: self.total_steps }.at(step);
                 let ctx = TrainContext { dead_mask: run.dead.mask(&self.device), n_dead: run.dead.n_dead(), sparsity_scale: sparsity_scale(step, self.cfg.sparsity_warmup_steps) };
-                let line = train_step(run, &x, &ctx, lr, self.cfg.grad_clip_norm, log_now)?;
-                if let Some(mut line) = line {
-                    line.insert("step".into(), (step + 1).into());
-                    line.insert("tokens".into(), self.position.into());
-                    line.insert("sae".into(), run.name.clone().into());
-                    line.insert("lr".into(), lr.into());
-                    writeln!(log, "{}", serde_json::Value::Object(line)).map_err(|e| TrainError::config(&self.origin, "out", format!("writing metrics: {e}")))?;
+                let logged = train_step(run, &x, &ctx, lr, self.cfg.grad_clip_norm, log_now)?;
+                if let Some(partial) = logged {
+                    let line = StepMetrics { step: step + 1, tokens: self.position, sae: run.name.clone(), lr, ..partial };
+                    writeln!(log, "{}", line.to_json_line()).map_err(|e| TrainError::config(&self.origin, "out", format!("writing metrics: {e}")))?;
                 }
             }
             if let Some(host) = &host_rows {
@@ -277,9 +275,9 @@ impl Trainer {
                     if !dead.iter().any(|d| *d) {
                         continue;
                     }
-                    let recon = host_f32(run.sae.forward(x.clone())?.output.into_data());
+                    let recon = host_f32(run.sae.forward(x.clone())?.output.into_data())?;
                     let seed = self.cfg.seed ^ (step + 1).wrapping_mul(0x9E37_79B9) ^ (i as u64) << 48;
-                    let n_resampled = crate::resample::resample_dead_latents(run.sae.as_mut(), &mut run.adam, &dead, host, &recon, d, seed);
+                    let n_resampled = crate::resample::resample_dead_latents(run.sae.as_mut(), &mut run.adam, &dead, host, &recon, d, seed)?;
                     if n_resampled > 0 {
                         run.dead.since_fired.iter_mut().zip(&dead).filter(|(_, d)| **d).for_each(|(s, _)| *s = 0);
                     }
@@ -315,28 +313,29 @@ impl Trainer {
     }
 }
 
-/// One optimisation step of one SAE; returns a metrics line when `log` is set.
-fn train_step(run: &mut SaeRun, x: &Tensor<2>, ctx: &TrainContext, lr: f64, clip: Option<f64>, log: bool) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+/// One optimisation step of one SAE; returns its metrics when `log` is set (with the step,
+/// tokens, name and learning rate left for the caller to fill in).
+fn train_step(run: &mut SaeRun, x: &Tensor<2>, ctx: &TrainContext, lr: f64, clip: Option<f64>, log: bool) -> Result<Option<StepMetrics>> {
     let StepResult { out, grad_norm } = optimisation_step(run.sae.as_mut(), &mut run.adam, x, ctx, lr, clip)?;
     let n = x.dims()[0];
-    let fires = run.dead.record(&out.codes);
+    let fires = run.dead.record(&out.codes)?;
     if !log {
         return Ok(None);
     }
-    let mut line = serde_json::Map::new();
-    for (name, v) in out.term_values() {
-        line.insert(name, v.into());
-    }
-    line.insert("loss".into(), out.loss.clone().into_scalar::<f32>().into());
-    let l0 = fires.iter().map(|f| *f as f64).sum::<f64>() / n as f64;
-    line.insert("l0".into(), l0.into());
+    let terms = out.term_values().into_iter().map(|(name, v)| (name, f64::from(v))).collect();
     let output = out.output.detach().without_autodiff();
-    let fvu = sae_core::affine::fvu(output, x.clone()).into_scalar::<f32>();
-    line.insert("fvu".into(), fvu.into());
-    line.insert("dead_fraction".into(), (run.dead.n_dead() as f64 / run.dead.since_fired.len() as f64).into());
-    if let Some(gn) = grad_norm {
-        line.insert("grad_norm".into(), gn.into());
-    }
-    Ok(Some(line))
+    let fvu = sae_arch::affine::fvu(output, x.clone()).into_scalar::<f32>();
+    Ok(Some(StepMetrics {
+        terms,
+        loss: f64::from(out.loss.clone().into_scalar::<f32>()),
+        l0: fires.iter().map(|f| *f as f64).sum::<f64>() / n as f64,
+        fvu: f64::from(fvu),
+        dead_fraction: run.dead.n_dead() as f64 / run.dead.since_fired.len() as f64,
+        grad_norm,
+        step: 0,
+        tokens: 0,
+        sae: String::new(),
+        lr: 0.0,
+    }))
 }
 

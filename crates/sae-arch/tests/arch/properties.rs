@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use sae_core::format::{Format, StoreDtype, load_sae, save_sae};
 use sae_core::params::host_f32;
 use sae_core::rng::SplitMix64;
-use sae_core::{SaeConfig, SparseCodes, TrainBatch, TrainContext, ops};
+use sae_core::{KernelPolicy, SaeConfig, SparseCodes, TrainBatch, TrainContext};
 
 fn random(rows: usize, cols: usize, seed: u64, device: &Device) -> Tensor<2> {
     let mut rng = SplitMix64::new(seed);
@@ -15,7 +15,7 @@ fn random(rows: usize, cols: usize, seed: u64, device: &Device) -> Tensor<2> {
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    host_f32(t.into_data())
+    host_f32(t.into_data()).unwrap()
 }
 
 proptest! {
@@ -35,10 +35,10 @@ proptest! {
     fn batchtopk_batch_has_at_most_kb_and_exactly_kb_when_all_positive(d_sae in 4usize..40, n in 1usize..8, k in 1usize..4, seed in any::<u64>()) {
         let device = Device::flex();
         let pre = random(n, d_sae, seed, &device);
-        let acts = ops::batch_topk(pre.clone(), k * n);
+        let acts = sae_kernels::portable::batch_topk(pre.clone(), k * n);
         let nnz: f32 = host(acts.not_equal_elem(0.0).float().sum()).iter().sum();
         prop_assert!(nnz <= (k * n) as f32);
-        let shifted = ops::batch_topk(pre.add_scalar(100.0), k * n);
+        let shifted = sae_kernels::portable::batch_topk(pre.add_scalar(100.0), k * n);
         let nnz: f32 = host(shifted.not_equal_elem(0.0).float().sum()).iter().sum();
         prop_assert_eq!(nnz, (k * n) as f32);
     }
@@ -47,10 +47,10 @@ proptest! {
     fn sparse_decode_equals_dense_matmul(d_sae in 1usize..40, d_out in 1usize..10, n in 1usize..7, k_frac in 0.0f64..1.0, seed in any::<u64>()) {
         let k = 1 + ((d_sae - 1) as f64 * k_frac) as usize;
         let device = Device::flex();
-        let (v, i) = ops::topk_relu(random(n, d_sae, seed, &device), k);
+        let (v, i) = sae_kernels::portable::topk_relu(random(n, d_sae, seed, &device), k);
         let codes = SparseCodes::topk(v, i, d_sae);
         let w = random(d_sae, d_out, seed ^ 7, &device);
-        let a = host(codes.times_decoder(w.clone()));
+        let a = host(sae_kernels::decode_codes(KernelPolicy::default(), &codes, w.clone()).unwrap());
         let b = host(codes.to_dense().matmul(w));
         for (x, y) in a.iter().zip(&b) {
             prop_assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{} vs {}", x, y);
@@ -62,7 +62,7 @@ proptest! {
         use sae_arch::matching_pursuit::{MatchingPursuitHyper, matching_pursuit};
         let device = Device::flex();
         let w = random(m, d, seed, &device);
-        let w = w.clone() / ops::row_norms(w).unsqueeze_dim(1);
+        let w = w.clone() / sae_kernels::row_norms(w).unsqueeze_dim(1);
         let x = random(3, d, seed ^ 3, &device);
         let mut prev = vec![f32::INFINITY; 3];
         for it in 1..=d {
@@ -132,7 +132,7 @@ proptest! {
 fn init_row_norms(cfg: SaeConfig) -> Vec<f32> {
     let device = Device::flex();
     let sae = sae_arch::registry().init(cfg, &device, 3).unwrap();
-    host(ops::row_norms(sae.params().matrix("W_dec")))
+    host(sae_kernels::row_norms(sae.params().matrix("W_dec").unwrap()))
 }
 
 #[test]

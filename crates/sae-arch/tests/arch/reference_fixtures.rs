@@ -28,7 +28,7 @@ fn matrix(dir: &Path, file: &str, device: &Device) -> Tensor<2> {
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    host_f32(t.into_data())
+    host_f32(t.into_data()).unwrap()
 }
 
 fn rel_err(ours: &[f32], theirs: &[f32]) -> f32 {
@@ -40,7 +40,7 @@ fn rel_err(ours: &[f32], theirs: &[f32]) -> f32 {
 fn check(label: &str, ours: &[f32], theirs: &[f32]) -> f32 {
     let e = rel_err(ours, theirs);
     println!("{label:<60} max rel diff {e:.2e}");
-    assert!(e <= tol(), "{label}: relative difference {e:.3e} > {:.3e}; on {}", tol(), sae_core::ops::host::describe());
+    assert!(e <= tol(), "{label}: relative difference {e:.3e} > {:.3e}; on {}", tol(), sae_kernels::host::describe());
     e
 }
 

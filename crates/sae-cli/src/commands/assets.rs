@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use sae_data::assets::{AssetCache, CATALOG};
+use sae_assets::{AssetCache, CATALOG};
 
 /// Arguments of `sae assets`.
 #[derive(Debug, Args)]

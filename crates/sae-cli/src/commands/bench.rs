@@ -87,7 +87,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let spec = BenchSpec { d_in: a.d_in, d_sae: a.d_sae, k: a.k, batch: a.batch, dead_frac: a.dead_frac, warmup: a.warmup, reps: a.reps, seed: a.seed, pool: a.pool, ..BenchSpec::new(&arch, mode) };
     let device = a.backend.device()?;
     let backend = format!("{:?}", a.backend).to_lowercase();
-    let report = run_bench(&spec, &device, &backend, &sae_arch::registry())?;
+    let report = run_bench(&spec, &device, &backend, &crate::policy::registry())?;
     let med = report.median();
     println!(
         "{arch} {} auxk={} d_in={} d_sae={} k={} B={} on {backend}: median {:.1} ms ({:.0} tok/s)",

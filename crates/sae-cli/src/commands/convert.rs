@@ -32,7 +32,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         bail!("cannot write Gemma Scope files: convert to saelens or sparsify");
     }
     let device = Backend::Flex.device()?;
-    let loaded = load_sae(&args.from, &sae_arch::registry(), &device)?;
+    let loaded = load_sae(&args.from, &crate::policy::registry(), &device)?;
     let dtype = match &args.dtype {
         Some(s) => StoreDtype::parse(s).ok_or_else(|| anyhow!("unknown --dtype `{s}`: use float32, float16 or bfloat16"))?,
         None => loaded.stored_dtype,

@@ -42,7 +42,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         bail!("--batch-size must be at least 1");
     }
     let device = args.backend.device()?;
-    let registry = sae_arch::registry();
+    let registry = crate::policy::registry();
     let loaded = load_sae(&args.sae, &registry, &device)?;
     let sae = loaded.sae;
     let cfg = sae.config().clone();
@@ -69,10 +69,10 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         let x = Tensor::<2>::from_data(TensorData::new(chunk, [rows, d]), &device);
         if args.recon.is_some() {
             let fwd = sae.forward(x)?;
-            codes.extend(host_f32(fwd.codes.to_dense().into_data()));
-            recon.extend(host_f32(fwd.output.into_data()));
+            codes.extend(host_f32(fwd.codes.to_dense().into_data())?);
+            recon.extend(host_f32(fwd.output.into_data())?);
         } else {
-            codes.extend(host_f32(sae.encode(x)?.to_dense().into_data()));
+            codes.extend(host_f32(sae.encode(x)?.to_dense().into_data())?);
         }
         bar.inc(rows as u64);
     }

@@ -63,7 +63,7 @@ pub struct EvalArgs {
 /// Runs `sae eval`.
 pub fn run(a: EvalArgs) -> Result<()> {
     let device = a.backend.device()?;
-    let sae = load_sae(&a.sae, &sae_arch::registry(), &device)?.sae;
+    let sae = load_sae(&a.sae, &crate::policy::registry(), &device)?.sae;
     let store = ActivationStore::open(&a.data)?;
     let d = store.d_in();
     if sae.config().d_in != d {
@@ -88,7 +88,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         if m > 0 {
             let x = Tensor::<2>::from_data(TensorData::new(rows, [m, d]), &device);
             let fwd = sae.forward(x.clone())?;
-            acc.update(x, fwd.output, &fwd.codes);
+            acc.update(x, fwd.output, &fwd.codes)?;
         }
         done += take as u64;
         pb.set_position(done);
@@ -102,14 +102,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
         if truth.d_in != d {
             bail!("{}: ground-truth features have width {}, the store {d}", gt.display(), truth.d_in);
         }
-        let w_dec = sae.params().get("W_dec").map(|t| t.to_vec()).ok_or_else(|| anyhow::anyhow!("the SAE has no W_dec"))?;
+        let w_dec = sae.params().get("W_dec").map(|t| t.to_vec()).ok_or_else(|| anyhow::anyhow!("the SAE has no W_dec"))??;
         let r = feature_recovery(&truth.features, &w_dec, d, 0.9).ok_or_else(|| anyhow::anyhow!("feature recovery failed (non-finite decoder?)"))?;
         json["mcc"] = r.mcc.into();
         json["recovered_frac"] = r.recovered_frac.into();
         json["n_true_features"] = truth.n_features().into();
     }
     if let (Some(model_name), Some(hook)) = (&a.model, &a.hook) {
-        let cache = sae_data::assets::AssetCache::from_env();
+        let cache = sae_assets::AssetCache::from_env();
         let corpus = sae_lm::harvest::read_corpus(&super::harvest::corpus_files(&cache, &a.corpus)?)?;
         let model = sae_lm::load_model(model_name, &cache, &device)?;
         let windows = sae_lm::downstream::eval_windows(model.as_ref(), &corpus, a.ce_context, a.ce_windows)?;
@@ -133,7 +133,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
     }
     if let Some(path) = &a.density_plot {
-        let fig = sae_metrics::density_plot::density_histogram(&metrics.feature_density, &a.sae.display().to_string(), path)?;
+        let fig = sae_plot::density::density_histogram(&metrics.feature_density, &a.sae.display().to_string(), path)?;
         println!("density histogram {} {}", fig.png.display(), fig.svg.display());
     }
     if let Some(path) = &a.json {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use sae_core::format::load_sae;
 use sae_core::hooks::NoHooks;
-use sae_data::assets::AssetCache;
+use sae_assets::AssetCache;
 use sae_lm::generate::generate_greedy;
 use sae_lm::intervene::{FeatureEdit, Intervention, Splice};
 
@@ -85,7 +85,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let plain = if a.sae.is_none() || a.compare { Some(generate_greedy(model.as_ref(), &prompt, a.max_tokens, &mut NoHooks)?) } else { None };
     if let (Some(dir), Some(hook)) = (&a.sae, &a.hook) {
         model.check_hook(hook)?;
-        let sae = load_sae(dir, &sae_arch::registry(), &device)?.sae;
+        let sae = load_sae(dir, &crate::policy::registry(), &device)?.sae;
         let mut iv = Intervention::at(hook.clone()).with_sae(sae.as_ref()).splice(match a.splice {
             SpliceArg::None => Splice::Off,
             SpliceArg::Reconstruction => Splice::Reconstruction,

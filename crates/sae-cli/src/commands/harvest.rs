@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use sae_data::assets::{AssetCache, catalog};
+use sae_assets::{AssetCache, catalog};
 use sae_lm::harvest::{HarvestSettings, harvest, read_corpus, text_files};
 
 use crate::backend::Backend;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 use sae_core::format::load_sae;
-use sae_data::assets::AssetCache;
+use sae_assets::AssetCache;
 use sae_data::store::ActivationStore;
 use sae_label::report::Report;
 use sae_label::top_examples::{densities, pick_features, top_examples};
@@ -51,7 +51,7 @@ pub struct ReportArgs {
 /// Runs `sae report`.
 pub fn run(a: ReportArgs) -> Result<()> {
     let device = a.backend.device()?;
-    let sae = load_sae(&a.sae, &sae_arch::registry(), &device)?.sae;
+    let sae = load_sae(&a.sae, &crate::policy::registry(), &device)?.sae;
     let store = ActivationStore::open(&a.data)?;
     let model_name = match &a.model {
         Some(m) => m.clone(),

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use sae_core::format::npy::write_npy;
 use sae_core::hooks::Capture;
-use sae_data::assets::AssetCache;
+use sae_assets::AssetCache;
 
 use crate::backend::Backend;
 

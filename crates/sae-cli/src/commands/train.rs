@@ -101,8 +101,9 @@ fn build_config(a: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
         sae.insert("architecture".into(), arch.clone().into());
         sae.insert("d_sae".into(), (d_sae as i64).into());
         if let Some(k) = a.k {
-            // TopK takes an integer k, the batch variants a float.
-            let value: toml::Value = if arch == "topk" { (k as i64).into() } else { k.into() };
+            // A whole k is written as an integer (TopK's k counts latents; the batch variants'
+            // average k reads an integer too), a fractional one as a float.
+            let value: toml::Value = if k.fract() == 0.0 && k.abs() < 1e15 { (k as i64).into() } else { k.into() };
             sae.insert("k".into(), value);
         }
         table.insert("sae".into(), toml::Value::Array(vec![toml::Value::Table(sae)]));
@@ -123,7 +124,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let (cfg, origin) = build_config(&a)?;
     let device = a.backend.device()?;
     let out = cfg.out.clone();
-    let mut trainer = Trainer::new(cfg, Path::new(&origin), &sae_arch::registry(), &device, a.resume)?;
+    let mut trainer = Trainer::new(cfg, Path::new(&origin), &crate::policy::registry(), &device, a.resume)?;
     let pb = bar(trainer.total_steps(), "steps");
     pb.set_position(trainer.step());
     let start = std::time::Instant::now();

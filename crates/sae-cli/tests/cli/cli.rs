@@ -29,7 +29,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 fn assert_matches_fixture(label: &str, ours: &[f32], theirs: &[f32]) {
     let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
     let (err, tol) = (max_abs_diff(ours, theirs) / scale, sae_core::tolerance::network_depth(4, 64, 1.0) as f32);
-    assert!(err <= tol, "{label}: relative difference {err:.3e} > {tol:.3e}; on {}", sae_core::ops::host::describe());
+    assert!(err <= tol, "{label}: relative difference {err:.3e} > {tol:.3e}; on {}", sae_kernels::host::describe());
 }
 
 /// Asserts a clean failure whose message contains every needle.

@@ -31,8 +31,18 @@ fn fails_with(out: &Output, needles: &[&str]) {
     }
 }
 
+/// SmolLM2 and MiniLM (the non-causal model of the error case) in the asset cache (fetched,
+/// SHA-256 checked, when missing).
+fn models_fetched() {
+    let cache = sae_assets::AssetCache::from_env();
+    for asset in [&sae_assets::catalog::SMOLLM2, &sae_assets::catalog::MINILM] {
+        cache.fetch(asset, |l| eprintln!("{l}")).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
 #[test]
 fn generate_plain_and_steered_from_an_sae_directory() {
+    models_fetched();
     let plain = ok(sae(&["generate", "--prompt", "The capital of France is", "--max-tokens", "4"]));
     assert!(plain.starts_with("The capital of France is Paris."), "{plain}");
 

@@ -126,8 +126,8 @@ pub(crate) fn params_from_host(tensors: Vec<(String, Vec<usize>, Vec<f32>)>, dev
 }
 
 /// Copies a [`ParamSet`] to host `(name, shape, values)` triples.
-pub(crate) fn params_to_host(params: &ParamSet) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    params.iter().map(|(n, t)| (n.to_string(), t.shape(), t.to_vec())).collect()
+pub(crate) fn params_to_host(params: &ParamSet) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    params.iter().map(|(n, t)| Ok((n.to_string(), t.shape(), t.to_vec()?))).collect()
 }
 
 /// Transposes a row-major `[rows, cols]` matrix.

@@ -116,7 +116,7 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
 pub fn save(sae: &dyn Sae, dir: &Path, dtype: StoreDtype) -> Result<()> {
     let (mut cfg, params) = sae.inference_export()?;
     cfg.dtype = dtype.name().to_string();
-    write_safetensors(&dir.join(WEIGHTS_FILE), &params_to_host(&params), dtype, None)?;
+    write_safetensors(&dir.join(WEIGHTS_FILE), &params_to_host(&params)?, dtype, None)?;
     let text = serde_json::to_string_pretty(&cfg.to_json_value()).map_err(|e| SaeError::Unsupported(e.to_string()))?;
     write_atomic(&dir.join(CFG_FILE), text.as_bytes())
 }

@@ -179,7 +179,7 @@ pub fn save(sae: &dyn Sae, dir: &Path, dtype: StoreDtype) -> Result<()> {
         d_in: cfg.d_in,
     };
     let mut out = Vec::new();
-    for (name, shape, values) in params_to_host(&params) {
+    for (name, shape, values) in params_to_host(&params)? {
         match name.as_str() {
             "W_enc" => out.push(("encoder.weight".to_string(), vec![shape[1], shape[0]], transpose(&values, shape[0], shape[1]))),
             "b_enc" => out.push(("encoder.bias".to_string(), shape, values)),

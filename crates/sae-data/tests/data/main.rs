@@ -1,7 +1,6 @@
 //! sae-data's integration tests, one binary (linking once, not once per file): pinned assets,
 //! batches and shuffling, normalisation statistics, activation stores, synthetic ground truth.
 
-mod assets;
 mod batches;
 mod stats;
 mod store;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 use sae_core::hooks::Capture;
-use sae_data::assets::{AssetCache, catalog};
+use sae_assets::{AssetCache, catalog};
 use sae_data::store::ActivationStore;
 use sae_lm::harvest::{HarvestSettings, harvest, read_corpus};
 use sae_lm::minilm::MiniLm;

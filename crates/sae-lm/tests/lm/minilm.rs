@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use sae_core::format::npy::read_npy;
 use sae_core::hooks::{Capture, NoHooks};
-use sae_data::assets::{AssetCache, catalog};
+use sae_assets::{AssetCache, catalog};
 use sae_lm::minilm::MiniLm;
 use sae_lm::{LanguageModel, LmError};
 

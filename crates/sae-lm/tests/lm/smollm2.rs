@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use burn::tensor::Device;
 use sae_core::format::npy::read_npy;
 use sae_core::hooks::{Capture, HookTensor, NoHooks};
-use sae_data::assets::{AssetCache, catalog};
+use sae_assets::{AssetCache, catalog};
 use sae_lm::generate::{generate_greedy, next_token_loss};
 use sae_lm::smollm2::SmolLm2;
 use sae_lm::{LanguageModel, LmError};

@@ -51,5 +51,5 @@ pub fn assert_rows_within(label: &str, ours: &[f32], reference: &[f32], width: u
 
 /// The machine and kernel paths of this test process, for failure messages.
 pub fn machine() -> String {
-    sae_core::ops::host::describe()
+    sae_kernels::host::describe()
 }
