@@ -124,6 +124,14 @@ pub enum SaeError {
         /// `"matrix"` or `"vector"`.
         expected: &'static str,
     },
+    /// An activation source could not deliver rows (its own typed error is the source).
+    #[error("activation source {name}: {source}")]
+    Source {
+        /// The source's name ([`ActivationSource::name`](crate::ActivationSource::name)).
+        name: String,
+        /// What went wrong, in the source's own error type.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Something this code relies on does not hold: a bug, reported instead of a panic.
     #[error("internal invariant violated: {0}")]
     Invariant(String),

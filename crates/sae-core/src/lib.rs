@@ -37,6 +37,7 @@ pub mod policy;
 pub mod registry;
 pub mod rng;
 pub mod sae;
+pub mod source;
 pub mod tolerance;
 pub mod validate;
 
@@ -46,4 +47,5 @@ pub use error::{Result, SaeError};
 pub use params::{ParamSet, ParamTensor};
 pub use policy::{HostGemm, KernelChoice, KernelPolicy};
 pub use registry::Registry;
+pub use source::{ActivationSource, InMemorySource, RowMeta};
 pub use sae::{Architecture, Forward, LossTerm, Sae, TrainBatch, TrainContext, TrainOutput, loss_terms};

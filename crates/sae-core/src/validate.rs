@@ -24,9 +24,28 @@ pub fn check_finite(values: &[f32], cols: usize, source_name: &str) -> Result<()
     }
 }
 
+/// Drops, in place, every row of the row-major `rows` (width `d`) that holds a NaN or an
+/// infinity; returns how many were dropped.
+pub fn drop_nonfinite_rows(rows: &mut Vec<f32>, d: usize) -> usize {
+    if d == 0 || rows.iter().all(|v| v.is_finite()) {
+        return 0;
+    }
+    let before = rows.len() / d;
+    let kept: Vec<f32> = rows.chunks_exact(d).filter(|r| r.iter().all(|v| v.is_finite())).flatten().copied().collect();
+    *rows = kept;
+    before - rows.len() / d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_with_a_nan_or_inf_are_dropped_and_counted() {
+        let mut rows = vec![1.0, 2.0, f32::NAN, 4.0, 5.0, 6.0, 7.0, f32::INFINITY];
+        assert_eq!(drop_nonfinite_rows(&mut rows, 2), 2);
+        assert_eq!(rows, vec![1.0, 2.0, 5.0, 6.0]);
+    }
 
     #[test]
     fn reports_first_position_and_count() {

@@ -9,7 +9,7 @@
 use sae_core::rng::SplitMix64;
 
 use crate::error::{DataError, Result};
-use crate::store::ActivationStore;
+use sae_core::ActivationSource;
 
 /// How the stream shuffles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,14 +29,19 @@ impl Default for ShuffleSettings {
 }
 
 /// Shuffled batches over a store, starting at any row position of the endless stream.
-#[derive(Debug)]
 pub struct BatchStream<'a> {
-    store: &'a ActivationStore,
+    store: &'a dyn ActivationSource,
     settings: ShuffleSettings,
     /// Position in the endless stream, in rows.
     position: u64,
     /// Epoch and buffer index currently loaded, with its first stream row and shuffled rows.
     loaded: Option<LoadedBuffer>,
+}
+
+impl std::fmt::Debug for BatchStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchStream").field("source", &self.store.name()).field("settings", &self.settings).field("position", &self.position).finish()
+    }
 }
 
 #[derive(Debug)]
@@ -61,9 +66,9 @@ fn shuffle<T>(items: &mut [T], rng: &mut SplitMix64) {
 
 impl<'a> BatchStream<'a> {
     /// A stream starting at row `position` (0 for a new run; the checkpointed value on resume).
-    pub fn new(store: &'a ActivationStore, settings: ShuffleSettings, position: u64) -> Result<Self> {
+    pub fn new(store: &'a dyn ActivationSource, settings: ShuffleSettings, position: u64) -> Result<Self> {
         if store.is_empty() {
-            return Err(DataError::invalid("store", format!("{} holds no activations", store.dir().display())));
+            return Err(DataError::invalid("store", format!("{} holds no activations", store.name())));
         }
         if settings.chunk_rows == 0 || settings.buffer_rows == 0 {
             return Err(DataError::invalid("chunk_rows/buffer_rows", "must be positive"));
@@ -99,9 +104,10 @@ impl<'a> BatchStream<'a> {
             let rows: u64 = group.iter().map(|c| c.1 as u64).sum();
             if offset < start + rows {
                 let d = self.store.d_in();
-                let mut data = Vec::with_capacity(rows as usize * d);
+                let (mut data, mut chunk) = (Vec::with_capacity(rows as usize * d), Vec::new());
                 for &(first, n) in group {
-                    self.store.read_rows(first, n, &mut data)?;
+                    self.store.read_rows(first, n, &mut chunk)?;
+                    data.extend_from_slice(&chunk);
                 }
                 let mut order: Vec<usize> = (0..rows as usize).collect();
                 shuffle(&mut order, &mut SplitMix64::new(mix(self.settings.seed, epoch, 2 + index as u64)));

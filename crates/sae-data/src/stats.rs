@@ -1,7 +1,7 @@
 //! Normalisation statistics and robust centres of a sample of activations.
 
 use crate::error::{DataError, Result};
-use crate::store::ActivationStore;
+use sae_core::ActivationSource;
 
 /// Statistics for normalising activations so that E‖x‖ = √d_in (SAELens's
 /// `expected_average_only_in`), estimated from a sample.
@@ -40,14 +40,14 @@ impl NormStats {
     }
 
     /// Statistics of up to `max_rows` rows spread evenly over the store.
-    pub fn estimate(store: &ActivationStore, max_rows: usize) -> Result<Self> {
+    pub fn estimate(store: &dyn ActivationSource, max_rows: usize) -> Result<Self> {
         let rows = sample_rows(store, max_rows)?;
         Self::from_rows(&rows, store.d_in())
     }
 }
 
 /// Up to `max_rows` rows spread evenly over the store (in runs of up to 256 consecutive rows).
-pub fn sample_rows(store: &ActivationStore, max_rows: usize) -> Result<Vec<f32>> {
+pub fn sample_rows(store: &dyn ActivationSource, max_rows: usize) -> Result<Vec<f32>> {
     let n = store.len();
     let want = (max_rows as u64).min(n) as usize;
     let mut out = Vec::with_capacity(want * store.d_in());
@@ -57,10 +57,11 @@ pub fn sample_rows(store: &ActivationStore, max_rows: usize) -> Result<Vec<f32>>
     let run = 256.min(want);
     let runs = want.div_ceil(run);
     let stride = n / runs as u64;
-    let mut taken = 0;
+    let (mut taken, mut piece) = (0, Vec::new());
     for i in 0..runs {
         let take = run.min(want - taken);
-        store.read_rows(i as u64 * stride, take, &mut out)?;
+        store.read_rows(i as u64 * stride, take, &mut piece)?;
+        out.extend_from_slice(&piece);
         taken += take;
     }
     Ok(out)
@@ -123,8 +124,5 @@ pub fn filter_nonfinite(rows: &mut Vec<f32>, d: usize, policy: NonFinitePolicy, 
         let column = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
         return Err(DataError::NonFinite { origin: origin.to_string(), row: first_row as usize + first_bad, column, value: row[column] });
     }
-    let before = rows.len() / d;
-    let kept: Vec<f32> = rows.chunks_exact(d).filter(|r| r.iter().all(|v| v.is_finite())).flatten().copied().collect();
-    *rows = kept;
-    Ok(before - rows.len() / d)
+    Ok(sae_core::validate::drop_nonfinite_rows(rows, d))
 }

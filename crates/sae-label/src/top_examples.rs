@@ -1,12 +1,11 @@
-//! Top-activating examples: for chosen features, the rows of an activation store where each
+//! Top-activating examples: for chosen features, the rows of an activation source where each
 //! fires most strongly, with the tokens around them (same window only) and the feature's
 //! activation on each, plus the tokens that carry most of the feature's activation mass.
 
 use std::collections::HashMap;
 
 use burn::tensor::{Tensor, TensorData};
-use sae_core::Sae;
-use sae_data::store::ActivationStore;
+use sae_core::{ActivationSource, RowMeta, Sae};
 use serde::Serialize;
 
 use crate::error::{LabelError, Result};
@@ -71,9 +70,30 @@ pub fn pick_features(density: &[f64], n: usize, max_density: f64) -> Vec<usize> 
     (0..n).map(|i| live[(i * (live.len() - 1) + (n - 1) / 2) / (n - 1)]).collect()
 }
 
+/// A token of a text source's row: its id and the index of its context window.
+#[derive(Debug, Clone, Copy)]
+struct RowToken {
+    id: u32,
+    window: u32,
+}
+
+/// The tokens of rows `start .. start + n` of `store`, `None` when it keeps no metadata; rows
+/// that are not tokens (image patches, diffusion positions) are an error: these examples are
+/// contexts of text.
+fn read_tokens(store: &dyn ActivationSource, start: u64, n: usize) -> Result<Option<Vec<RowToken>>> {
+    let Some(meta) = store.read_meta(start, n)? else { return Ok(None) };
+    meta.into_iter()
+        .map(|m| match m {
+            RowMeta::Token { id, window, .. } => Ok(RowToken { id, window }),
+            other => Err(LabelError::Input(format!("{}: rows are {other:?}, not tokens: token contexts need a text source", store.name()))),
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 /// Calls `f(first_row, codes [m, d_sae] row-major)` for the first `rows` rows of `store`, in
 /// batches of `batch`.
-fn for_each_batch(sae: &dyn Sae, store: &ActivationStore, rows: u64, batch: usize, mut f: impl FnMut(u64, usize, &[f32]) -> Result<()>) -> Result<()> {
+fn for_each_batch(sae: &dyn Sae, store: &dyn ActivationSource, rows: u64, batch: usize, mut f: impl FnMut(u64, usize, &[f32]) -> Result<()>) -> Result<()> {
     let d = store.d_in();
     if sae.config().d_in != d {
         return Err(LabelError::Input(format!("the SAE takes d_in {} but the store holds rows of width {d}", sae.config().d_in)));
@@ -84,7 +104,6 @@ fn for_each_batch(sae: &dyn Sae, store: &ActivationStore, rows: u64, batch: usiz
     let mut buf = Vec::new();
     while start < n {
         let m = (batch as u64).min(n - start) as usize;
-        buf.clear();
         store.read_rows(start, m, &mut buf)?;
         for v in buf.iter_mut().filter(|v| !v.is_finite()) {
             *v = 0.0;
@@ -98,7 +117,7 @@ fn for_each_batch(sae: &dyn Sae, store: &ActivationStore, rows: u64, batch: usiz
 }
 
 /// Fraction of the first `rows` rows of `store` on which each feature fires.
-pub fn densities(sae: &dyn Sae, store: &ActivationStore, rows: u64, batch: usize, mut progress: impl FnMut(u64)) -> Result<Vec<f64>> {
+pub fn densities(sae: &dyn Sae, store: &dyn ActivationSource, rows: u64, batch: usize, mut progress: impl FnMut(u64)) -> Result<Vec<f64>> {
     let d_sae = sae.config().d_sae;
     let mut counts = vec![0u64; d_sae];
     let mut seen = 0u64;
@@ -119,20 +138,20 @@ pub fn densities(sae: &dyn Sae, store: &ActivationStore, rows: u64, batch: usize
 /// strongest rows with `before` tokens of context before and `after` after (same window only),
 /// and its top 10 tokens by activation mass. The store must hold tokens.
 #[allow(clippy::too_many_arguments)]
-pub fn top_examples(sae: &dyn Sae, store: &ActivationStore, rows: u64, features: &[usize], per_feature: usize, (before, after): (usize, usize), batch: usize, mut progress: impl FnMut(u64)) -> Result<Vec<FeatureExamples>> {
+pub fn top_examples(sae: &dyn Sae, store: &dyn ActivationSource, rows: u64, features: &[usize], per_feature: usize, (before, after): (usize, usize), batch: usize, mut progress: impl FnMut(u64)) -> Result<Vec<FeatureExamples>> {
     let d_sae = sae.config().d_sae;
     if let Some(&bad) = features.iter().find(|&&f| f >= d_sae) {
         return Err(LabelError::Input(format!("feature {bad} is outside the SAE's {d_sae} latents")));
     }
-    if store.read_tokens(0, 0)?.is_none() {
-        return Err(LabelError::Input(format!("{} holds no tokens (harvest it with `sae harvest`)", store.dir().display())));
+    if read_tokens(store, 0, 0)?.is_none() {
+        return Err(LabelError::Input(format!("{} holds no tokens (harvest it with `sae harvest`)", store.name())));
     }
     let mut best: Vec<Vec<(f32, u64)>> = vec![Vec::with_capacity(per_feature + 1); features.len()];
     let mut fired = vec![0u64; features.len()];
     let mut mass: Vec<HashMap<u32, (u64, f64)>> = vec![HashMap::new(); features.len()];
     let mut seen = 0u64;
     for_each_batch(sae, store, rows, batch.max(1), |start, m, dense| {
-        let tokens = store.read_tokens(start, m)?.unwrap_or_default();
+        let tokens = read_tokens(store, start, m)?.unwrap_or_default();
         for (r, row) in dense.chunks_exact(d_sae).enumerate() {
             for (j, &f) in features.iter().enumerate() {
                 let v = row[f];
@@ -163,11 +182,11 @@ pub fn top_examples(sae: &dyn Sae, store: &ActivationStore, rows: u64, features:
         for &(value, row) in &best[j] {
             let first = row.saturating_sub(before as u64);
             let last = (row + after as u64 + 1).min(store.len());
-            let toks = store.read_tokens(first, (last - first) as usize)?.unwrap_or_default();
-            let Some(centre_seq) = toks.get((row - first) as usize).map(|t| t.seq) else {
-                return Err(LabelError::Input(format!("{}: no token stored for row {row}", store.dir().display())));
+            let toks = read_tokens(store, first, (last - first) as usize)?.unwrap_or_default();
+            let Some(centre_window) = toks.get((row - first) as usize).map(|t| t.window) else {
+                return Err(LabelError::Input(format!("{}: no token stored for row {row}", store.name())));
             };
-            let keep: Vec<usize> = (0..toks.len()).filter(|&i| toks[i].seq == centre_seq).collect();
+            let keep: Vec<usize> = (0..toks.len()).filter(|&i| toks[i].window == centre_window).collect();
             let mut acts = Vec::new();
             store.read_rows(first, (last - first) as usize, &mut acts)?;
             let d = store.d_in();

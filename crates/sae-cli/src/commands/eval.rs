@@ -4,13 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use burn::tensor::{Tensor, TensorData};
 use clap::Args;
 use sae_core::format::load_sae;
 use sae_data::store::ActivationStore;
 use sae_data::synthetic::GroundTruth;
-use sae_metrics::reconstruction::ReconstructionAccumulator;
-use sae_metrics::recovery::feature_recovery;
+use sae_metrics::evaluate::{EvalOptions, evaluate};
 
 use crate::backend::Backend;
 use crate::progress::bar;
@@ -60,57 +58,31 @@ pub struct EvalArgs {
     backend: Backend,
 }
 
-/// Runs `sae eval`.
+/// Runs `sae eval`: [`sae_metrics::evaluate::evaluate`] on the store, then the downstream loss
+/// when a model is named, printed and written as JSON.
 pub fn run(a: EvalArgs) -> Result<()> {
     let device = a.backend.device()?;
     let sae = load_sae(&a.sae, &crate::policy::registry(), &device)?.sae;
     let store = ActivationStore::open(&a.data)?;
-    let d = store.d_in();
-    if sae.config().d_in != d {
-        bail!("{}: the SAE takes d_in {} but the store {} holds rows of width {d}", a.sae.display(), sae.config().d_in, a.data.display());
-    }
-    if a.batch_size == 0 {
-        bail!("--batch-size must be positive");
-    }
-    // The last rows of the store: training on a prefix leaves them unseen.
-    let n = a.rows.min(store.len());
-    let start = store.len() - n;
-    let mut acc = ReconstructionAccumulator::default();
-    let pb = bar(n, "rows");
-    let mut done = 0u64;
-    let mut skipped = 0usize;
-    while done < n {
-        let take = (a.batch_size as u64).min(n - done) as usize;
-        let mut rows = Vec::with_capacity(take * d);
-        store.read_rows(start + done, take, &mut rows)?;
-        skipped += sae_data::stats::filter_nonfinite(&mut rows, d, sae_data::stats::NonFinitePolicy::Skip, "", 0)?;
-        let m = rows.len() / d;
-        if m > 0 {
-            let x = Tensor::<2>::from_data(TensorData::new(rows, [m, d]), &device);
-            let fwd = sae.forward(x.clone())?;
-            acc.update(x, fwd.output, &fwd.codes)?;
+    let truth = match &a.ground_truth {
+        None => None,
+        Some(gt) => {
+            let truth = GroundTruth::load(gt)?;
+            if truth.d_in != store.d_in() {
+                bail!("{}: ground-truth features have width {}, the store {}", gt.display(), truth.d_in, store.d_in());
+            }
+            Some(truth)
         }
-        done += take as u64;
-        pb.set_position(done);
-    }
+    };
+    let options = EvalOptions { rows: a.rows, batch_size: a.batch_size, ground_truth: truth.as_ref().map(|t| t.features.as_slice()) };
+    let pb = bar(a.rows.min(store.len()), "rows");
+    let report = evaluate(sae.as_ref(), &store, &options, |done| pb.set_position(done))?;
     pb.finish_and_clear();
-    let metrics = acc.finish();
-    let mut json = serde_json::to_value(&metrics)?;
-    json["skipped_rows"] = skipped.into();
-    if let Some(gt) = &a.ground_truth {
-        let truth = GroundTruth::load(gt)?;
-        if truth.d_in != d {
-            bail!("{}: ground-truth features have width {}, the store {d}", gt.display(), truth.d_in);
-        }
-        let w_dec = sae.params().get("W_dec").map(|t| t.to_vec()).ok_or_else(|| anyhow::anyhow!("the SAE has no W_dec"))??;
-        let r = feature_recovery(&truth.features, &w_dec, d, 0.9).ok_or_else(|| anyhow::anyhow!("feature recovery failed (non-finite decoder?)"))?;
-        json["mcc"] = r.mcc.into();
-        json["recovered_frac"] = r.recovered_frac.into();
-        json["n_true_features"] = truth.n_features().into();
-    }
+    let metrics = &report.reconstruction;
+    let mut json = serde_json::to_value(&report)?;
     if let (Some(model_name), Some(hook)) = (&a.model, &a.hook) {
         let cache = sae_assets::AssetCache::from_env();
-        let corpus = sae_lm::harvest::read_corpus(&super::harvest::corpus_files(&cache, &a.corpus)?)?;
+        let corpus = sae_lm::harvest::read_corpus(&sae_lm::harvest::corpus_files(&cache, &a.corpus, |l| eprintln!("{l}"))?)?;
         let model = sae_lm::load_model(model_name, &cache, &device)?;
         let windows = sae_lm::downstream::eval_windows(model.as_ref(), &corpus, a.ce_context, a.ce_windows)?;
         let pb = bar(windows.len() as u64, "windows");

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
-use sae_assets::{AssetCache, catalog};
-use sae_lm::harvest::{HarvestSettings, harvest, read_corpus, text_files};
+use sae_assets::AssetCache;
+use sae_lm::harvest::{HarvestSettings, corpus_files, harvest, read_corpus};
 
 use crate::backend::Backend;
 use crate::progress::bar;
@@ -50,7 +50,7 @@ pub struct HarvestArgs {
 /// Runs `sae harvest`.
 pub fn run(args: HarvestArgs) -> Result<()> {
     let cache = AssetCache::from_env();
-    let files = corpus_files(&cache, &args.corpus)?;
+    let files = corpus_files(&cache, &args.corpus, |l| eprintln!("{l}"))?;
     let corpus = read_corpus(&files)?;
     let device = args.backend.device()?;
     let model = sae_lm::load_model(&args.model, &cache, &device)?;
@@ -81,22 +81,4 @@ pub fn run(args: HarvestArgs) -> Result<()> {
         run_tokens / secs.max(1e-9)
     );
     Ok(())
-}
-
-/// The files of a `--corpus` list: `shakespeare` is the pinned corpus asset (fetched if
-/// missing), anything else a UTF-8 text file.
-pub fn corpus_files(cache: &AssetCache, corpus: &[String]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for c in corpus {
-        if c == "shakespeare" {
-            let dir = cache.fetch(&catalog::SHAKESPEARE, |l| eprintln!("{l}"))?;
-            files.extend(text_files(&dir)?);
-        } else {
-            files.push(PathBuf::from(c));
-        }
-    }
-    if files.is_empty() {
-        bail!("the corpus names no files");
-    }
-    Ok(files)
 }

@@ -5,10 +5,12 @@
 //! each shard and then the metadata written atomically, so a killed writer leaves a valid,
 //! resumable store. The [`ActivationStore`] reader memory-maps the shards and checks each
 //! against the metadata. Stores of model activations also keep, per row, the token it came from
-//! ([`TokenRef`]: id, position, window), for top-activating examples.
+//! ([`TokenRef`]: id, position, window), for top-activating examples. The reader is the
+//! workspace's [`ActivationSource`](sae_core::ActivationSource) on disk.
 
 mod metadata;
 mod reader;
+mod source;
 mod writer;
 
 pub use metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, STORE_FORMAT, ShardInfo, StoreMetadata, TOKEN_TENSORS};

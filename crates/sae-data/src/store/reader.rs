@@ -93,10 +93,10 @@ impl ActivationStore {
     /// Calls `f(shard, first local row, rows)` for the consecutive pieces of rows
     /// `start .. start + n`, one per shard they fall in; rows beyond the store are an error.
     fn for_each_piece(&self, start: u64, n: usize, mut f: impl FnMut(&MappedShard, usize, usize) -> Result<()>) -> Result<()> {
-        let end = start + n as u64;
-        if end > self.meta.count {
-            return Err(DataError::invalid("rows", format!("rows {start}..{end} are beyond the store's {} rows ({})", self.meta.count, self.dir.display())));
-        }
+        let end = start.checked_add(n as u64).filter(|end| *end <= self.meta.count);
+        let Some(end) = end else {
+            return Err(DataError::invalid("rows", format!("rows {start}..{start}+{n} are beyond the store's {} rows ({})", self.meta.count, self.dir.display())));
+        };
         let mut row = start;
         while row < end {
             let idx = self.shards.partition_point(|s| s.first_row + s.rows as u64 <= row);

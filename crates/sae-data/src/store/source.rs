@@ -1,0 +1,35 @@
+//! The store as an [`ActivationSource`]: what the trainer, the metrics and labeling read.
+
+use sae_core::{ActivationSource, RowMeta, SaeError};
+
+use super::ActivationStore;
+
+/// A store error as the contract's error, keeping the typed [`DataError`](crate::DataError) as
+/// its source.
+fn source_error(store: &ActivationStore, e: crate::DataError) -> SaeError {
+    SaeError::Source { name: store.dir().display().to_string(), source: Box::new(e) }
+}
+
+impl ActivationSource for ActivationStore {
+    fn d_in(&self) -> usize {
+        ActivationStore::d_in(self)
+    }
+
+    fn len(&self) -> u64 {
+        ActivationStore::len(self)
+    }
+
+    fn read_rows(&self, start: u64, n: usize, out: &mut Vec<f32>) -> sae_core::Result<()> {
+        out.clear();
+        ActivationStore::read_rows(self, start, n, out).map_err(|e| source_error(self, e))
+    }
+
+    fn read_meta(&self, start: u64, n: usize) -> sae_core::Result<Option<Vec<RowMeta>>> {
+        let tokens = self.read_tokens(start, n).map_err(|e| source_error(self, e))?;
+        Ok(tokens.map(|t| t.into_iter().map(|t| RowMeta::Token { id: t.id, pos: t.pos, window: t.seq }).collect()))
+    }
+
+    fn name(&self) -> String {
+        self.dir().display().to_string()
+    }
+}
