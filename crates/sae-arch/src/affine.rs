@@ -266,21 +266,3 @@ pub fn add_skip(params: &ParamSet, x: Tensor<2>, output: Tensor<2>) -> Tensor<2>
         _ => output,
     }
 }
-
-/// Implements [`Sae::config`](crate::Sae::config), [`Sae::params`](crate::Sae::params) and
-/// [`Sae::params_mut`](crate::Sae::params_mut) for a struct with fields `cfg: SaeConfig` and
-/// `params: ParamSet`. Use inside `impl Sae for ...`.
-#[macro_export]
-macro_rules! sae_state_accessors {
-    () => {
-        fn config(&self) -> &$crate::SaeConfig {
-            &self.cfg
-        }
-        fn params(&self) -> &$crate::ParamSet {
-            &self.params
-        }
-        fn params_mut(&mut self) -> &mut $crate::ParamSet {
-            &mut self.params
-        }
-    };
-}

@@ -122,34 +122,37 @@ impl Kernels for HostKernels {
     fn adam_update(&self, p: ParamTensor, g: ParamTensor, m: Option<ParamTensor>, v: Option<ParamTensor>, c: AdamCoefficients) -> Result<AdamMoments> {
         let threads = self.policy.host_threads();
         match (p, g) {
-            (ParamTensor::Matrix(p), ParamTensor::Matrix(g)) => {
-                let matrix = |t: Option<ParamTensor>| match t {
-                    Some(ParamTensor::Matrix(t)) => Some(t),
-                    _ => None,
-                };
-                match adam_on_host(p, g, matrix(m), matrix(v), c, threads)? {
-                    Ok((p, m, v)) => Ok(AdamMoments { param: ParamTensor::Matrix(p), m: ParamTensor::Matrix(m), v: ParamTensor::Matrix(v) }),
-                    Err(back) => {
-                        let (p, g, m, v) = *back;
-                        portable::adam_update(ParamTensor::Matrix(p), ParamTensor::Matrix(g), m.map(ParamTensor::Matrix), v.map(ParamTensor::Matrix), c)
-                    }
-                }
-            }
-            (ParamTensor::Vector(p), ParamTensor::Vector(g)) => {
-                let vector = |t: Option<ParamTensor>| match t {
-                    Some(ParamTensor::Vector(t)) => Some(t),
-                    _ => None,
-                };
-                match adam_on_host(p, g, vector(m), vector(v), c, threads)? {
-                    Ok((p, m, v)) => Ok(AdamMoments { param: ParamTensor::Vector(p), m: ParamTensor::Vector(m), v: ParamTensor::Vector(v) }),
-                    Err(back) => {
-                        let (p, g, m, v) = *back;
-                        portable::adam_update(ParamTensor::Vector(p), ParamTensor::Vector(g), m.map(ParamTensor::Vector), v.map(ParamTensor::Vector), c)
-                    }
-                }
-            }
+            (ParamTensor::Matrix(p), ParamTensor::Matrix(g)) => adam_tensor(p, g, (m, v), c, threads, ParamTensor::Matrix, |t| match t {
+                ParamTensor::Matrix(t) => Some(t),
+                ParamTensor::Vector(_) => None,
+            }),
+            (ParamTensor::Vector(p), ParamTensor::Vector(g)) => adam_tensor(p, g, (m, v), c, threads, ParamTensor::Vector, |t| match t {
+                ParamTensor::Vector(t) => Some(t),
+                ParamTensor::Matrix(_) => None,
+            }),
             // A rank mismatch: the portable version reports it.
             (p, g) => portable::adam_update(p, g, m, v, c),
+        }
+    }
+}
+
+/// The Adam update of one rank-`D` parameter on the host, or by the portable version when its
+/// operands' shapes differ (which reports them). `wrap` and `unwrap` move between the tensor and
+/// its [`ParamTensor`] variant.
+fn adam_tensor<const D: usize>(
+    p: Tensor<D>,
+    g: Tensor<D>,
+    (m, v): (Option<ParamTensor>, Option<ParamTensor>),
+    c: AdamCoefficients,
+    threads: usize,
+    wrap: fn(Tensor<D>) -> ParamTensor,
+    unwrap: fn(ParamTensor) -> Option<Tensor<D>>,
+) -> Result<AdamMoments> {
+    match adam_on_host(p, g, m.and_then(unwrap), v.and_then(unwrap), c, threads)? {
+        Ok((p, m, v)) => Ok(AdamMoments { param: wrap(p), m: wrap(m), v: wrap(v) }),
+        Err(back) => {
+            let (p, g, m, v) = *back;
+            portable::adam_update(wrap(p), wrap(g), m.map(wrap), v.map(wrap), c)
         }
     }
 }
