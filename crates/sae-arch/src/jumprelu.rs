@@ -277,7 +277,7 @@ pub struct JumpReluArch;
 
 impl Architecture for JumpReluArch {
     fn name(&self) -> &'static str {
-        "jumprelu"
+        sae_core::registry::names::JUMPRELU
     }
     fn describe(&self) -> &'static str {
         "JumpReLU: per-latent threshold trained with a straight-through estimator (step, tanh or quadratic L0 loss)"

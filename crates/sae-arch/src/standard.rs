@@ -146,7 +146,7 @@ pub struct StandardArch;
 
 impl Architecture for StandardArch {
     fn name(&self) -> &'static str {
-        "standard"
+        sae_core::registry::names::STANDARD
     }
     fn aliases(&self) -> &'static [&'static str] {
         &["relu", "relu_l1"]

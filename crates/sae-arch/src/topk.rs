@@ -280,7 +280,7 @@ pub struct TopKArch;
 
 impl Architecture for TopKArch {
     fn name(&self) -> &'static str {
-        "topk"
+        sae_core::registry::names::TOPK
     }
     fn describe(&self) -> &'static str {
         "TopK encoder (k largest per row) with AuxK for dead latents; optional Multi-TopK, groupmax, skip"

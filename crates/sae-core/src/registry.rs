@@ -11,6 +11,20 @@ use crate::params::ParamSet;
 use crate::policy::KernelPolicy;
 use crate::sae::{Architecture, Sae};
 
+/// The architecture names the file formats produce and expect: a sparsify coder loads as
+/// [`TOPK`](names::TOPK), a Gemma Scope directory as [`JUMPRELU`](names::JUMPRELU), an old
+/// SAELens config without an `architecture` as [`STANDARD`](names::STANDARD) or `TOPK`. The
+/// architectures registered under these names (`sae-arch`'s) must accept the hyperparameters the
+/// formats write; a registry without them reports [`SaeError::UnknownArchitecture`] on load.
+pub mod names {
+    /// The TopK SAE (SAELens `topk`, sparsify's coders).
+    pub const TOPK: &str = "topk";
+    /// The JumpReLU SAE (SAELens `jumprelu`, Gemma Scope).
+    pub const JUMPRELU: &str = "jumprelu";
+    /// The ReLU + L1 SAE (SAELens `standard`).
+    pub const STANDARD: &str = "standard";
+}
+
 /// A set of architectures, looked up by name or alias, and the [`KernelPolicy`] that every SAE
 /// it builds runs with. Not global: build one (for the built-in architectures,
 /// `sae_arch::registry()`) and pass it to whatever loads SAEs.

@@ -42,14 +42,42 @@ impl BenchMode {
     }
 }
 
-/// The architectures `sae bench` knows, by the baselines' names.
-pub const BENCH_ARCHS: [&str; 5] = ["topk", "batchtopk", "jumprelu", "relu_l1", "matryoshka"];
+/// The architectures `sae bench` times, each configured to do the work its Python baseline does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchArch {
+    /// TopK as sparsify trains it (FVU loss, unit-norm decoder, AuxK 1/32).
+    TopK,
+    /// BatchTopK.
+    BatchTopK,
+    /// JumpReLU.
+    JumpRelu,
+    /// ReLU with an L1 penalty (SAELens `standard`).
+    ReluL1,
+    /// Matryoshka BatchTopK with prefixes d_sae/8, d_sae/2, d_sae.
+    Matryoshka,
+}
+
+impl BenchArch {
+    /// Every one, in the baselines' order.
+    pub const ALL: [BenchArch; 5] = [BenchArch::TopK, BenchArch::BatchTopK, BenchArch::JumpRelu, BenchArch::ReluL1, BenchArch::Matryoshka];
+
+    /// The baselines' name (what `SUMMARY` lines print).
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchArch::TopK => "topk",
+            BenchArch::BatchTopK => "batchtopk",
+            BenchArch::JumpRelu => "jumprelu",
+            BenchArch::ReluL1 => "relu_l1",
+            BenchArch::Matryoshka => "matryoshka",
+        }
+    }
+}
 
 /// One benchmark: architecture, mode and shape.
 #[derive(Debug, Clone)]
 pub struct BenchSpec {
-    /// One of [`BENCH_ARCHS`].
-    pub arch: String,
+    /// What is benchmarked.
+    pub arch: BenchArch,
     /// What is timed.
     pub mode: BenchMode,
     /// Input width.
@@ -74,23 +102,21 @@ pub struct BenchSpec {
 
 impl BenchSpec {
     /// The baselines' default shape (d_in 384, d_sae 6144, k 32, batch 4096) for `arch`.
-    pub fn new(arch: &str, mode: BenchMode) -> Self {
-        Self { arch: arch.into(), mode, d_in: 384, d_sae: 6144, k: 32, batch: 4096, dead_frac: 0.0, warmup: 2, reps: 7, pool: 4, seed: 0 }
+    pub fn new(arch: BenchArch, mode: BenchMode) -> Self {
+        Self { arch, mode, d_in: 384, d_sae: 6144, k: 32, batch: 4096, dead_frac: 0.0, warmup: 2, reps: 7, pool: 4, seed: 0 }
     }
 
     /// The SAE config that does the same work as the baseline for this architecture.
     pub fn sae_config(&self) -> Result<SaeConfig> {
-        let c = SaeConfig::new("topk", self.d_in, self.d_sae);
-        let cfg = match self.arch.as_str() {
-            "topk" => c.with("k", self.k).with("normalize_decoder", true).with("loss", "fvu").with("aux_loss_coefficient", 1.0 / 32.0),
-            "batchtopk" => SaeConfig::new("batchtopk", self.d_in, self.d_sae).with("k", self.k as f64),
-            "jumprelu" => SaeConfig::new("jumprelu", self.d_in, self.d_sae),
-            "relu_l1" => SaeConfig::new("standard", self.d_in, self.d_sae),
-            "matryoshka" => {
+        let cfg = match self.arch {
+            BenchArch::TopK => SaeConfig::new("topk", self.d_in, self.d_sae).with("k", self.k).with("normalize_decoder", true).with("loss", "fvu").with("aux_loss_coefficient", 1.0 / 32.0),
+            BenchArch::BatchTopK => SaeConfig::new("batchtopk", self.d_in, self.d_sae).with("k", self.k as f64),
+            BenchArch::JumpRelu => SaeConfig::new("jumprelu", self.d_in, self.d_sae),
+            BenchArch::ReluL1 => SaeConfig::new("standard", self.d_in, self.d_sae),
+            BenchArch::Matryoshka => {
                 let widths = [self.d_sae / 8, self.d_sae / 2, self.d_sae];
                 SaeConfig::new("matryoshka_batchtopk", self.d_in, self.d_sae).with("k", self.k as f64).with("matryoshka_widths", serde_json::json!(widths))
             }
-            other => return Err(TrainError::config("<flags>", "arch", format!("unknown `{other}`; one of {}", BENCH_ARCHS.join(", ")))),
         };
         Ok(cfg)
     }
@@ -142,7 +168,7 @@ impl BenchReport {
         let b = s.batch as f64;
         format!(
             "SUMMARY sae lib=sae-rs arch={} mode={} backend={} auxk={} d_in={} d_sae={} k={} batch={} reps={} ms_median={:.2} ms_min={:.2} ms_max={:.2} steps_per_s={:.4} tok_per_s_median={:.0} tok_per_s_min={:.0} tok_per_s_max={:.0}",
-            s.arch,
+            s.arch.name(),
             s.mode.name(),
             self.backend,
             self.auxk as u8,
@@ -238,7 +264,7 @@ mod tests {
 
     #[test]
     fn summary_line_reports_the_median_and_throughput() {
-        let spec = BenchSpec { batch: 1000, reps: 3, ..BenchSpec::new("topk", BenchMode::Encode) };
+        let spec = BenchSpec { batch: 1000, reps: 3, ..BenchSpec::new(BenchArch::TopK, BenchMode::Encode) };
         let r = BenchReport { spec, backend: "flex".into(), seconds: vec![0.3, 0.1, 0.2], auxk: false };
         assert!((r.median() - 0.2).abs() < 1e-12);
         let line = r.summary_line();
@@ -252,10 +278,10 @@ mod tests {
     fn every_bench_architecture_runs_a_step_and_an_encode() {
         let device = Device::flex();
         let registry = sae_arch::registry();
-        for arch in BENCH_ARCHS {
+        for arch in BenchArch::ALL {
             for mode in [BenchMode::Train, BenchMode::Encode, BenchMode::EncDec] {
                 let spec = BenchSpec { d_in: 12, d_sae: 48, k: 3, batch: 16, dead_frac: 0.25, warmup: 1, reps: 2, pool: 2, ..BenchSpec::new(arch, mode) };
-                let r = run_bench(&spec, &device, "flex", &registry).unwrap_or_else(|e| panic!("{arch} {mode:?}: {e}"));
+                let r = run_bench(&spec, &device, "flex", &registry).unwrap_or_else(|e| panic!("{} {mode:?}: {e}", arch.name()));
                 assert_eq!(r.seconds.len(), 2);
                 assert_eq!(r.auxk, mode == BenchMode::Train);
             }
@@ -265,10 +291,11 @@ mod tests {
     #[test]
     fn bad_shapes_are_typed_errors() {
         let registry = sae_arch::registry();
-        let spec = BenchSpec { k: 0, ..BenchSpec::new("topk", BenchMode::Train) };
+        let spec = BenchSpec { k: 0, ..BenchSpec::new(BenchArch::TopK, BenchMode::Train) };
         assert!(matches!(run_bench(&spec, &Device::flex(), "flex", &registry), Err(TrainError::Config { .. })));
-        let spec = BenchSpec::new("nope", BenchMode::Train);
-        let e = run_bench(&spec, &Device::flex(), "flex", &registry).unwrap_err();
-        assert!(e.to_string().contains("nope"), "{e}");
+        // A registry without the architecture: the bench says which one is missing.
+        let spec = BenchSpec::new(BenchArch::Matryoshka, BenchMode::Train);
+        let e = run_bench(&spec, &Device::flex(), "flex", &sae_core::Registry::new()).unwrap_err();
+        assert!(e.to_string().contains("matryoshka_batchtopk"), "{e}");
     }
 }

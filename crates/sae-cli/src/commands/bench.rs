@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use sae_train::bench::{BenchMode, BenchSpec, run_bench};
+use sae_train::bench::{BenchArch as Arch, BenchMode, BenchSpec, run_bench};
 
 use crate::backend::Backend;
 
@@ -78,19 +78,26 @@ pub struct BenchArgs {
 
 /// Runs `sae bench`.
 pub fn run(a: BenchArgs) -> Result<()> {
-    let arch = a.arch.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+    let arch = match a.arch {
+        BenchArch::Topk => Arch::TopK,
+        BenchArch::Batchtopk => Arch::BatchTopK,
+        BenchArch::Jumprelu => Arch::JumpRelu,
+        BenchArch::ReluL1 => Arch::ReluL1,
+        BenchArch::Matryoshka => Arch::Matryoshka,
+    };
     let mode = match a.mode {
         Mode::Train => BenchMode::Train,
         Mode::Encode => BenchMode::Encode,
         Mode::Encdec => BenchMode::EncDec,
     };
-    let spec = BenchSpec { d_in: a.d_in, d_sae: a.d_sae, k: a.k, batch: a.batch, dead_frac: a.dead_frac, warmup: a.warmup, reps: a.reps, seed: a.seed, pool: a.pool, ..BenchSpec::new(&arch, mode) };
+    let spec = BenchSpec { d_in: a.d_in, d_sae: a.d_sae, k: a.k, batch: a.batch, dead_frac: a.dead_frac, warmup: a.warmup, reps: a.reps, seed: a.seed, pool: a.pool, ..BenchSpec::new(arch, mode) };
     let device = a.backend.device()?;
     let backend = format!("{:?}", a.backend).to_lowercase();
     let report = run_bench(&spec, &device, &backend, &crate::policy::registry())?;
     let med = report.median();
     println!(
-        "{arch} {} auxk={} d_in={} d_sae={} k={} B={} on {backend}: median {:.1} ms ({:.0} tok/s)",
+        "{} {} auxk={} d_in={} d_sae={} k={} B={} on {backend}: median {:.1} ms ({:.0} tok/s)",
+        arch.name(),
         mode.name(),
         report.auxk as u8,
         spec.d_in,

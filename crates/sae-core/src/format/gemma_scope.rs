@@ -12,7 +12,7 @@ use super::safetensors_io::StoreDtype;
 use super::{Format, LoadedSae, params_from_host};
 use crate::config::SaeConfig;
 use crate::error::{Result, SaeError};
-use crate::registry::Registry;
+use crate::registry::{Registry, names};
 
 /// Parameters file name.
 pub const PARAMS_FILE: &str = "params.npz";
@@ -30,7 +30,7 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
         let mut file = archive.by_name(&member).map_err(|_| SaeError::MissingTensor {
             path: path.clone(),
             name: name.to_string(),
-            architecture: "jumprelu".into(),
+            architecture: names::JUMPRELU.into(),
         })?;
         let mut buf = Vec::new();
         file.read_to_end(&mut buf).map_err(|e| SaeError::corrupt(&path, "npz", format!("member {member}: {e}")))?;
@@ -44,7 +44,7 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
             return Err(SaeError::ShapeMismatch { path, name: "W_enc".into(), actual: w_enc_shape.clone(), expected: vec![0, 0] });
         }
     };
-    let mut cfg = SaeConfig::new("jumprelu", d_in, d_sae);
+    let mut cfg = SaeConfig::new(names::JUMPRELU, d_in, d_sae);
     cfg.apply_b_dec_to_input = false;
     let params = params_from_host(host, device, &path)?;
     let sae = registry.build(cfg, params, &path)?;

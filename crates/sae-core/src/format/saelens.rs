@@ -16,7 +16,7 @@ use super::safetensors_io::{StoreDtype, read_safetensors, write_safetensors};
 use super::{Format, LoadedSae, params_from_host, params_to_host};
 use crate::config::SaeConfig;
 use crate::error::{Result, SaeError};
-use crate::registry::Registry;
+use crate::registry::{Registry, names};
 use crate::sae::Sae;
 
 /// Config file name.
@@ -46,11 +46,11 @@ fn upgrade_pre_v6(value: Value) -> Value {
     let k = map.get("activation_fn_kwargs").and_then(|kw| kw.get("k")).cloned();
     match (act.as_deref(), k) {
         (Some("topk"), Some(k)) if !k.is_null() => {
-            map.insert("architecture".into(), "topk".into());
+            map.insert("architecture".into(), names::TOPK.into());
             map.insert("k".into(), k);
         }
         _ => {
-            map.insert("architecture".into(), "standard".into());
+            map.insert("architecture".into(), names::STANDARD.into());
         }
     }
     map.entry("apply_b_dec_to_input").or_insert(Value::Bool(true));

@@ -15,7 +15,7 @@ use super::safetensors_io::{StoreDtype, read_safetensors, write_safetensors};
 use super::{Format, LoadedSae, params_from_host, params_to_host, transpose};
 use crate::config::{Normalization, SaeConfig};
 use crate::error::{Result, SaeError};
-use crate::registry::Registry;
+use crate::registry::{Registry, names};
 use crate::sae::Sae;
 
 /// Config file name.
@@ -87,7 +87,7 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
     if d_sae == 0 {
         return Err(SaeError::config(&cfg_path, "num_latents", "the coder has no latents"));
     }
-    let mut cfg = SaeConfig::new("topk", sc.d_in, d_sae);
+    let mut cfg = SaeConfig::new(names::TOPK, sc.d_in, d_sae);
     cfg.apply_b_dec_to_input = !sc.transcode;
     cfg = cfg
         .with("k", sc.k)
@@ -148,7 +148,7 @@ pub fn save(sae: &dyn Sae, dir: &Path, dtype: StoreDtype) -> Result<()> {
     let origin = Path::new("<sae>");
     let view: TopKView = cfg.hyper(origin)?;
     let k = match (cfg.architecture.as_str(), view.k) {
-        ("topk", Some(k)) => k,
+        (arch, Some(k)) if arch == names::TOPK => k,
         (arch, _) => {
             return Err(SaeError::Unsupported(format!(
                 "sparsify's format holds TopK coders only; this SAE is `{arch}` (save it as saelens)"
