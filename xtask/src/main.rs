@@ -4,7 +4,7 @@
 //!   Flex and NdArray, and on WGPU when a Vulkan driver is present (Mesa's lavapipe in CI); doc
 //!   tests; a type-check of the CUDA backend; `cargo deny` license and ban checks, offline.
 //! - `assets [NAME...]`: fetch the pinned real assets (all, or those named) into the cache; runs
-//!   `sae assets fetch` (the library code is `sae_data::assets`) from a release build.
+//!   `sae assets fetch` (the library code is `sae-assets`) from a release build.
 //! - `fixtures --python PY`: regenerate `fixtures/reference/` with the real SAELens and sparsify.
 //! - `bench-compare [--python PY] [--rounds N] [--shape ...] [--only TEXT]`: builds `sae` in release
 //!   and times it against the Python baselines in alternation, printing the ratios.
