@@ -72,7 +72,10 @@ impl KernelPolicy {
     /// The host kernels' thread count: [`KernelPolicy::threads`], or the machine's available
     /// parallelism (1 where it cannot be told).
     pub fn host_threads(&self) -> usize {
-        self.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), NonZeroUsize::get)
+        // Asked once per process: every host operation calls this, and the standard library
+        // answers by reading the process's CPU affinity and cgroup quota each time.
+        static AVAILABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        self.threads.map_or_else(|| *AVAILABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())), NonZeroUsize::get)
     }
 
     /// One line naming the policy, for test output and bug reports.

@@ -87,21 +87,40 @@ impl ActivationSource for InMemorySource {
     }
 
     fn read_rows(&self, start: u64, n: usize, out: &mut Vec<f32>) -> Result<()> {
-        let end = start.checked_add(n as u64).filter(|e| *e <= self.len());
-        let Some(end) = end else {
-            return Err(crate::SaeError::Unsupported(format!("rows {start}..{} of an in-memory source of {} rows", start.saturating_add(n as u64), self.len())));
-        };
+        let end = self.end_of(start, n)?;
         out.clear();
-        out.extend_from_slice(&self.rows[start as usize * self.d_in..end as usize * self.d_in]);
+        out.extend_from_slice(&self.rows[start as usize * self.d_in..end * self.d_in]);
         Ok(())
     }
 
     fn read_meta(&self, start: u64, n: usize) -> Result<Option<Vec<RowMeta>>> {
-        Ok(self.meta.as_ref().and_then(|m| m.get(start as usize..start as usize + n)).map(<[RowMeta]>::to_vec))
+        let end = self.end_of(start, n)?;
+        match &self.meta {
+            None => Ok(None),
+            Some(m) => m.get(start as usize..end).map(|m| Some(m.to_vec())).ok_or_else(|| crate::SaeError::ShapeMismatch {
+                path: "<memory>".into(),
+                name: "row metadata".into(),
+                actual: vec![m.len()],
+                expected: vec![self.len() as usize],
+            }),
+        }
     }
 
     fn name(&self) -> String {
         "<memory>".into()
+    }
+}
+
+impl InMemorySource {
+    /// The end of rows `start .. start + n`, or a [`ShapeMismatch`](crate::SaeError::ShapeMismatch)
+    /// when they run past the source (no overflow on huge `start`).
+    fn end_of(&self, start: u64, n: usize) -> Result<usize> {
+        start.checked_add(n as u64).filter(|e| *e <= self.len()).map(|e| e as usize).ok_or_else(|| crate::SaeError::ShapeMismatch {
+            path: "<memory>".into(),
+            name: format!("rows {start}.. (+{n})"),
+            actual: vec![start.saturating_add(n as u64) as usize],
+            expected: vec![self.len() as usize],
+        })
     }
 }
 
@@ -120,5 +139,8 @@ mod tests {
         assert_eq!(src.read_meta(2, 1).unwrap(), Some(vec![RowMeta::Token { id: 2, pos: 2, window: 0 }]));
         assert!(src.read_rows(2, 2, &mut out).is_err());
         assert!(src.read_rows(u64::MAX, 2, &mut out).is_err());
+        assert!(src.read_meta(2, 2).is_err(), "metadata past the end is an error, not None");
+        let short = InMemorySource { meta: Some(vec![]), ..src };
+        assert!(short.read_meta(0, 1).is_err(), "metadata shorter than the rows is an error");
     }
 }
