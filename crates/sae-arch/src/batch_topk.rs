@@ -15,7 +15,7 @@ use crate::affine::{self, AffineIo, AuxKNorm};
 use sae_core::config::ensure;
 use sae_core::params::ParamTensor;
 use sae_core::{
-    Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
+    KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, Schema, SparseCodes, TypedArchitecture, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
 };
 
 use crate::topk::fold_decoder_norms;
@@ -67,19 +67,22 @@ pub struct BatchTopK {
 }
 
 impl BatchTopK {
-    /// Builds from a config and parameters.
-    pub fn new(cfg: SaeConfig, params: ParamSet) -> Result<Self> {
-        let hyper = cfg.hyper(Path::new("<config>"))?;
+    /// Builds from a config, its parsed hyperparameters and parameters.
+    pub fn new(cfg: SaeConfig, hyper: BatchTopKHyper, params: ParamSet) -> Self {
         let io = AffineIo::autoencoder(&cfg);
-        Ok(Self { cfg, hyper, params, io, policy: KernelPolicy::default() })
+        Self { cfg, hyper, params, io, policy: KernelPolicy::default() }
     }
 
-    /// Validated hyperparameters and the schema (including `topk_threshold [1]`).
-    pub fn schema(cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
+    /// Parses the hyperparameters, explaining a missing `k`.
+    pub fn parse(cfg: &SaeConfig, origin: &Path) -> Result<BatchTopKHyper> {
         if !cfg.extra.contains_key("k") {
             return Err(SaeError::config(origin, "k", "missing (average active latents per row)"));
         }
-        let h: BatchTopKHyper = cfg.hyper(origin)?;
+        cfg.hyper(origin)
+    }
+
+    /// Validated hyperparameters and the schema (including `topk_threshold [1]`).
+    pub fn check(cfg: &SaeConfig, h: &BatchTopKHyper, origin: &Path) -> Result<Schema> {
         ensure(h.k > 0.0 && h.k <= cfg.d_sae as f64, origin, "k", || format!("must be in (0, {}], got {}", cfg.d_sae, h.k))?;
         ensure((0.0..=1.0).contains(&h.topk_threshold_lr), origin, "topk_threshold_lr", || {
             format!("must be in [0, 1], got {}", h.topk_threshold_lr)
@@ -90,8 +93,7 @@ impl BatchTopK {
     }
 
     /// Freshly initialised parameters (threshold 0).
-    pub fn init_params(cfg: &SaeConfig, device: &Device, seed: u64) -> Result<ParamSet> {
-        let h: BatchTopKHyper = cfg.hyper(Path::new("<config>"))?;
+    pub fn init_params(cfg: &SaeConfig, h: &BatchTopKHyper, device: &Device, seed: u64) -> Result<ParamSet> {
         let mut p = affine::init_tied(cfg, device, seed, h.decoder_init_norm, false)?;
         p.insert("topk_threshold", ParamTensor::Vector(Tensor::zeros([1], device)));
         Ok(p)
@@ -252,7 +254,8 @@ impl Sae for BatchTopK {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BatchTopKArch;
 
-impl Architecture for BatchTopKArch {
+impl TypedArchitecture for BatchTopKArch {
+    type Hyper = BatchTopKHyper;
     fn name(&self) -> &'static str {
         "batchtopk"
     }
@@ -262,17 +265,19 @@ impl Architecture for BatchTopKArch {
     fn describe(&self) -> &'static str {
         "BatchTopK: k·B largest activations per batch while training; saved as JumpReLU with the learnt threshold"
     }
-    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        BatchTopK::schema(cfg, origin)
+    fn hyper(&self, cfg: &SaeConfig, origin: &Path) -> Result<BatchTopKHyper> {
+        BatchTopK::parse(cfg, origin)
     }
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
-        Ok(Box::new(BatchTopK::new(cfg, params)?))
+    fn check(&self, cfg: &SaeConfig, hyper: &BatchTopKHyper, origin: &Path) -> Result<Schema> {
+        BatchTopK::check(cfg, hyper, origin)
     }
-    fn notes(&self, _cfg: &SaeConfig) -> Vec<String> {
+    fn build_with(&self, cfg: SaeConfig, hyper: BatchTopKHyper, params: ParamSet) -> Result<Box<dyn Sae>> {
+        Ok(Box::new(BatchTopK::new(cfg, hyper, params)))
+    }
+    fn init_params(&self, cfg: &SaeConfig, hyper: &BatchTopKHyper, device: &Device, seed: u64) -> Result<ParamSet> {
+        BatchTopK::init_params(cfg, hyper, device, seed)
+    }
+    fn notes_with(&self, _cfg: &SaeConfig, _hyper: &BatchTopKHyper) -> Vec<String> {
         vec!["training form: encoding depends on the batch (convert to saelens to get the JumpReLU inference form)".into()]
-    }
-    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let params = BatchTopK::init_params(&cfg, device, seed)?;
-        self.build(cfg, params)
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::affine::{self, AffineIo};
 use sae_core::config::ensure;
 use sae_core::params::ParamTensor;
-use sae_core::{Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
+use sae_core::{KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, Schema, SparseCodes, TypedArchitecture, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
 
 fn one() -> f32 {
     1.0
@@ -106,15 +106,15 @@ impl Sae for Gated {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GatedArch;
 
-impl Architecture for GatedArch {
+impl TypedArchitecture for GatedArch {
+    type Hyper = GatedHyper;
     fn name(&self) -> &'static str {
         "gated"
     }
     fn describe(&self) -> &'static str {
         "Gated: a gate path decides which latents fire, a magnitude path (shared W_enc, r_mag) how strongly"
     }
-    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        let h: GatedHyper = cfg.hyper(origin)?;
+    fn check(&self, cfg: &SaeConfig, h: &GatedHyper, origin: &Path) -> Result<Schema> {
         ensure(h.l1_coefficient >= 0.0, origin, "l1_coefficient", || format!("must be ≥ 0, got {}", h.l1_coefficient))?;
         let (d_in, d_sae, d_out) = (cfg.d_in, cfg.d_sae, cfg.d_out());
         Ok(vec![
@@ -126,14 +126,12 @@ impl Architecture for GatedArch {
             ("b_dec".into(), vec![d_out]),
         ])
     }
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
-        let hyper = cfg.hyper(Path::new("<config>"))?;
+    fn build_with(&self, cfg: SaeConfig, hyper: GatedHyper, params: ParamSet) -> Result<Box<dyn Sae>> {
         let io = AffineIo::autoencoder(&cfg);
         Ok(Box::new(Gated { cfg, hyper, params, io, policy: KernelPolicy::default() }))
     }
-    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let h: GatedHyper = cfg.hyper(Path::new("<config>"))?;
-        let mut p = affine::init_tied(&cfg, device, seed, h.decoder_init_norm, false)?;
+    fn init_params(&self, cfg: &SaeConfig, h: &GatedHyper, device: &Device, seed: u64) -> Result<ParamSet> {
+        let mut p = affine::init_tied(cfg, device, seed, h.decoder_init_norm, false)?;
         let b_enc = p.remove("b_enc");
         let zeros = || ParamTensor::Vector(Tensor::zeros([cfg.d_sae], device));
         let mut ordered = ParamSet::new();
@@ -145,6 +143,6 @@ impl Architecture for GatedArch {
                 ordered.insert("b_mag", zeros());
             }
         }
-        self.build(cfg, ordered)
+        Ok(ordered)
     }
 }

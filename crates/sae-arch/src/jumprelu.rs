@@ -21,7 +21,7 @@ use crate::affine::{self, AffineIo};
 use sae_core::config::ensure;
 use sae_core::params::ParamTensor;
 use sae_core::{
-    Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
+    KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, Schema, SparseCodes, TypedArchitecture, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
 };
 
 /// Sparsity loss of a JumpReLU SAE.
@@ -136,14 +136,12 @@ fn surrogate(value: Tensor<2>, pre: Tensor<2>, threshold: Tensor<2>, pseudo: Ten
 
 impl JumpRelu {
     /// Builds from a config and parameters in the given I/O mode.
-    pub fn new(cfg: SaeConfig, params: ParamSet, io: AffineIo) -> Result<Self> {
-        let hyper = cfg.hyper(Path::new("<config>"))?;
-        Ok(Self { cfg, hyper, params, io, policy: KernelPolicy::default() })
+    pub fn new(cfg: SaeConfig, hyper: JumpReluHyper, params: ParamSet, io: AffineIo) -> Self {
+        Self { cfg, hyper, params, io, policy: KernelPolicy::default() }
     }
 
     /// Validated hyperparameters and the parameter schema.
-    pub fn schema(cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        let h: JumpReluHyper = cfg.hyper(origin)?;
+    pub fn check(cfg: &SaeConfig, h: &JumpReluHyper, origin: &Path) -> Result<Schema> {
         ensure(h.jumprelu_bandwidth > 0.0, origin, "jumprelu_bandwidth", || format!("must be > 0, got {}", h.jumprelu_bandwidth))?;
         ensure(h.l0_coefficient >= 0.0, origin, "l0_coefficient", || format!("must be ≥ 0, got {}", h.l0_coefficient))?;
         if h.jumprelu_sparsity_loss_mode == SparsityLoss::Quadratic {
@@ -191,8 +189,7 @@ impl JumpRelu {
     }
 
     /// Freshly initialised parameters (threshold = `jumprelu_init_threshold`).
-    pub fn init_params(cfg: &SaeConfig, device: &Device, seed: u64) -> Result<ParamSet> {
-        let h: JumpReluHyper = cfg.hyper(Path::new("<config>"))?;
+    pub fn init_params(cfg: &SaeConfig, h: &JumpReluHyper, device: &Device, seed: u64) -> Result<ParamSet> {
         let mut p = affine::init_tied(cfg, device, seed, h.decoder_init_norm, h.skip_connection)?;
         p.insert("threshold", ParamTensor::Vector(Tensor::full([cfg.d_sae], h.jumprelu_init_threshold, device)));
         Ok(p)
@@ -275,22 +272,22 @@ impl Sae for JumpRelu {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JumpReluArch;
 
-impl Architecture for JumpReluArch {
+impl TypedArchitecture for JumpReluArch {
+    type Hyper = JumpReluHyper;
     fn name(&self) -> &'static str {
         sae_core::registry::names::JUMPRELU
     }
     fn describe(&self) -> &'static str {
         "JumpReLU: per-latent threshold trained with a straight-through estimator (step, tanh or quadratic L0 loss)"
     }
-    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        JumpRelu::schema(cfg, origin)
+    fn check(&self, cfg: &SaeConfig, hyper: &JumpReluHyper, origin: &Path) -> Result<Schema> {
+        JumpRelu::check(cfg, hyper, origin)
     }
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
+    fn build_with(&self, cfg: SaeConfig, hyper: JumpReluHyper, params: ParamSet) -> Result<Box<dyn Sae>> {
         let io = AffineIo::autoencoder(&cfg);
-        Ok(Box::new(JumpRelu::new(cfg, params, io)?))
+        Ok(Box::new(JumpRelu::new(cfg, hyper, params, io)))
     }
-    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let params = JumpRelu::init_params(&cfg, device, seed)?;
-        self.build(cfg, params)
+    fn init_params(&self, cfg: &SaeConfig, hyper: &JumpReluHyper, device: &Device, seed: u64) -> Result<ParamSet> {
+        JumpRelu::init_params(cfg, hyper, device, seed)
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::affine::{self, AffineIo};
 use sae_core::config::ensure;
 use sae_core::params::ParamTensor;
-use sae_core::{Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
+use sae_core::{KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, Schema, SparseCodes, TypedArchitecture, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
 
 fn threshold() -> f32 {
     1e-2
@@ -22,6 +22,11 @@ fn threshold() -> f32 {
 fn yes() -> bool {
     true
 }
+
+/// The most iterations per latent a config may ask for. Every iteration costs a `[rows, d_sae]`
+/// product and a host round trip; past a few per latent the residual has long stopped moving,
+/// and a huge `max_iterations` without another stopping rule would run for days on one batch.
+pub const MAX_ITERATIONS_PER_LATENT: usize = 4;
 
 /// Hyperparameters (SAELens key names).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +68,11 @@ pub fn matching_pursuit(x: Tensor<2>, w_dec: Tensor<2>, hyper: &MatchingPursuitH
         let selected = w_dec.clone().select(0, idx.clone().reshape([n]));
         let values = (residual.clone() * selected.clone()).sum_dim(1).clamp_min(0.0);
         let masked = values * done.clone().bool_not().float();
+        // No row moved: every later iteration would select the same atoms with the same zero
+        // amounts, so stop (exactly the result of running them).
+        if !masked.clone().detach().greater_elem(0.0).any().into_scalar::<bool>() {
+            break;
+        }
         acts = acts.scatter(1, idx, masked.clone(), IndexingUpdateOp::Add);
         residual = residual - masked * selected;
         if hyper.stop_on_duplicate_support || hyper.residual_threshold > 0.0 {
@@ -112,7 +122,8 @@ impl Sae for MatchingPursuit {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MatchingPursuitArch;
 
-impl Architecture for MatchingPursuitArch {
+impl TypedArchitecture for MatchingPursuitArch {
+    type Hyper = MatchingPursuitHyper;
     fn name(&self) -> &'static str {
         "matching_pursuit"
     }
@@ -122,20 +133,22 @@ impl Architecture for MatchingPursuitArch {
     fn describe(&self) -> &'static str {
         "Matching Pursuit: greedy residual selection over the decoder atoms (no separate encoder)"
     }
-    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        let h: MatchingPursuitHyper = cfg.hyper(origin)?;
+    fn check(&self, cfg: &SaeConfig, h: &MatchingPursuitHyper, origin: &Path) -> Result<Schema> {
         ensure(h.residual_threshold >= 0.0, origin, "residual_threshold", || format!("must be ≥ 0, got {}", h.residual_threshold))?;
         ensure(h.max_iterations != Some(0), origin, "max_iterations", || "must be ≥ 1".into())?;
+        let cap = MAX_ITERATIONS_PER_LATENT * cfg.d_sae.max(cfg.d_in);
+        ensure(h.max_iterations.is_none_or(|m| m <= cap), origin, "max_iterations", || {
+            format!("must be at most {cap} ({MAX_ITERATIONS_PER_LATENT} × max(d_sae, d_in)): each iteration is a [rows, d_sae] product per batch")
+        })?;
         ensure(cfg.d_out() == cfg.d_in, origin, "d_out", || "matching pursuit reconstructs its input: d_out must equal d_in".into())?;
         Ok(vec![("W_dec".into(), vec![cfg.d_sae, cfg.d_in]), ("b_dec".into(), vec![cfg.d_in])])
     }
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
-        let hyper = cfg.hyper(Path::new("<config>"))?;
+    fn build_with(&self, cfg: SaeConfig, hyper: MatchingPursuitHyper, params: ParamSet) -> Result<Box<dyn Sae>> {
         let io = AffineIo::autoencoder(&cfg);
         Ok(Box::new(MatchingPursuit { cfg, hyper, params, io, policy: KernelPolicy::default() }))
     }
-    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let p = affine::init_tied(&cfg, device, seed, Some(1.0), false)?;
+    fn init_params(&self, cfg: &SaeConfig, _hyper: &MatchingPursuitHyper, device: &Device, seed: u64) -> Result<ParamSet> {
+        let p = affine::init_tied(cfg, device, seed, Some(1.0), false)?;
         let mut params = ParamSet::new();
         for name in ["W_dec", "b_dec"] {
             if let Some(t) = p.get(name) {
@@ -143,6 +156,6 @@ impl Architecture for MatchingPursuitArch {
             }
         }
         debug_assert!(matches!(params.get("W_dec"), Some(ParamTensor::Matrix(_))));
-        self.build(cfg, params)
+        Ok(params)
     }
 }

@@ -13,10 +13,10 @@ use serde::Deserialize;
 use crate::affine::{self};
 use sae_core::config::ensure;
 use sae_core::{
-    Architecture, KernelPolicy, CodeValues, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
+    KernelPolicy, CodeValues, Schema, TypedArchitecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
 };
 
-use crate::batch_topk::BatchTopK;
+use crate::batch_topk::{BatchTopK, BatchTopKHyper};
 
 /// Matryoshka-specific hyperparameters (the rest are BatchTopK's).
 #[derive(Debug, Clone, Deserialize)]
@@ -27,6 +27,17 @@ pub struct MatryoshkaHyper {
     /// One AuxK term per level.
     #[serde(default)]
     pub use_matryoshka_aux_loss: bool,
+}
+
+/// Every hyperparameter of a Matryoshka SAE: BatchTopK's and the levels'.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MatryoshkaAllHyper {
+    /// The BatchTopK selection, losses and initialisation.
+    #[serde(flatten)]
+    pub batch: BatchTopKHyper,
+    /// The nested levels.
+    #[serde(flatten)]
+    pub levels: MatryoshkaHyper,
 }
 
 /// A Matryoshka BatchTopK SAE in its training form.
@@ -41,12 +52,11 @@ pub struct Matryoshka {
 }
 
 impl Matryoshka {
-    /// Builds from a config and parameters.
-    pub fn new(cfg: SaeConfig, params: ParamSet) -> Result<Self> {
-        let h: MatryoshkaHyper = cfg.hyper(Path::new("<config>"))?;
-        let widths = full_widths(&h.matryoshka_widths, cfg.d_sae);
-        let inner = BatchTopK::new(cfg.clone(), params.clone())?;
-        Ok(Self { inner, widths, level_aux: h.use_matryoshka_aux_loss, cfg, params, policy: KernelPolicy::default() })
+    /// Builds from a config, its parsed hyperparameters and parameters.
+    pub fn new(cfg: SaeConfig, hyper: MatryoshkaAllHyper, params: ParamSet) -> Self {
+        let widths = full_widths(&hyper.levels.matryoshka_widths, cfg.d_sae);
+        let inner = BatchTopK::new(cfg.clone(), hyper.batch, params.clone());
+        Self { inner, widths, level_aux: hyper.levels.use_matryoshka_aux_loss, cfg, params, policy: KernelPolicy::default() }
     }
 
     /// The prefix widths, ending with `d_sae`.
@@ -184,7 +194,8 @@ impl Matryoshka {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MatryoshkaArch;
 
-impl Architecture for MatryoshkaArch {
+impl TypedArchitecture for MatryoshkaArch {
+    type Hyper = MatryoshkaAllHyper;
     fn name(&self) -> &'static str {
         "matryoshka_batchtopk"
     }
@@ -194,8 +205,11 @@ impl Architecture for MatryoshkaArch {
     fn describe(&self) -> &'static str {
         "Matryoshka BatchTopK: nested latent prefixes that each reconstruct the input; saved as JumpReLU"
     }
-    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        let h: MatryoshkaHyper = cfg.hyper(origin)?;
+    fn hyper(&self, cfg: &SaeConfig, origin: &Path) -> Result<MatryoshkaAllHyper> {
+        Ok(MatryoshkaAllHyper { batch: BatchTopK::parse(cfg, origin)?, levels: cfg.hyper(origin)? })
+    }
+    fn check(&self, cfg: &SaeConfig, hyper: &MatryoshkaAllHyper, origin: &Path) -> Result<Schema> {
+        let h = &hyper.levels;
         let widths = full_widths(&h.matryoshka_widths, cfg.d_sae);
         ensure(widths.iter().all(|w| *w > 0), origin, "matryoshka_widths", || "widths must be positive".into())?;
         ensure(widths.windows(2).all(|p| p[0] < p[1]), origin, "matryoshka_widths", || {
@@ -204,16 +218,15 @@ impl Architecture for MatryoshkaArch {
         if widths.len() < 2 {
             return Err(SaeError::config(origin, "matryoshka_widths", "needs at least one width below d_sae (otherwise use batchtopk)"));
         }
-        BatchTopK::schema(cfg, origin)
+        BatchTopK::check(cfg, &hyper.batch, origin)
     }
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
-        Ok(Box::new(Matryoshka::new(cfg, params)?))
+    fn build_with(&self, cfg: SaeConfig, hyper: MatryoshkaAllHyper, params: ParamSet) -> Result<Box<dyn Sae>> {
+        Ok(Box::new(Matryoshka::new(cfg, hyper, params)))
     }
-    fn notes(&self, _cfg: &SaeConfig) -> Vec<String> {
+    fn init_params(&self, cfg: &SaeConfig, hyper: &MatryoshkaAllHyper, device: &Device, seed: u64) -> Result<ParamSet> {
+        BatchTopK::init_params(cfg, &hyper.batch, device, seed)
+    }
+    fn notes_with(&self, _cfg: &SaeConfig, _hyper: &MatryoshkaAllHyper) -> Vec<String> {
         vec!["training form: encoding depends on the batch (convert to saelens to get the JumpReLU inference form)".into()]
-    }
-    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let params = BatchTopK::init_params(&cfg, device, seed)?;
-        self.build(cfg, params)
     }
 }

@@ -14,7 +14,7 @@ use sae_kernels as kernels;
 use serde::{Deserialize, Serialize};
 use crate::affine::{self, AffineIo};
 use sae_core::config::ensure;
-use sae_core::{Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
+use sae_core::{KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, Schema, SparseCodes, TypedArchitecture, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
 
 /// Which decoder-norm school the L1 penalty follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -64,22 +64,19 @@ pub struct Standard {
 
 impl Standard {
     /// Builds from a config and parameters in the given I/O mode.
-    pub fn new(cfg: SaeConfig, params: ParamSet, io: AffineIo) -> Result<Self> {
-        let hyper = cfg.hyper(Path::new("<config>"))?;
-        Ok(Self { cfg, hyper, params, io, policy: KernelPolicy::default() })
+    pub fn new(cfg: SaeConfig, hyper: StandardHyper, params: ParamSet, io: AffineIo) -> Self {
+        Self { cfg, hyper, params, io, policy: KernelPolicy::default() }
     }
 
     /// Validated hyperparameters and the parameter schema.
-    pub fn schema(cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        let h: StandardHyper = cfg.hyper(origin)?;
+    pub fn check(cfg: &SaeConfig, h: &StandardHyper, origin: &Path) -> Result<Schema> {
         ensure(h.l1_coefficient >= 0.0, origin, "l1_coefficient", || format!("must be ≥ 0, got {}", h.l1_coefficient))?;
         ensure(h.lp_norm > 0.0, origin, "lp_norm", || format!("must be > 0, got {}", h.lp_norm))?;
         Ok(affine::affine_schema(cfg, h.skip_connection))
     }
 
     /// Freshly initialised parameters.
-    pub fn init_params(cfg: &SaeConfig, device: &Device, seed: u64) -> Result<ParamSet> {
-        let h: StandardHyper = cfg.hyper(Path::new("<config>"))?;
+    pub fn init_params(cfg: &SaeConfig, h: &StandardHyper, device: &Device, seed: u64) -> Result<ParamSet> {
         let init_norm = match h.decoder_norm {
             DecoderNormSchool::Unit => Some(1.0),
             DecoderNormSchool::Weighted => h.decoder_init_norm,
@@ -144,7 +141,8 @@ impl Sae for Standard {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StandardArch;
 
-impl Architecture for StandardArch {
+impl TypedArchitecture for StandardArch {
+    type Hyper = StandardHyper;
     fn name(&self) -> &'static str {
         sae_core::registry::names::STANDARD
     }
@@ -154,15 +152,14 @@ impl Architecture for StandardArch {
     fn describe(&self) -> &'static str {
         "ReLU encoder with an L1 sparsity penalty (decoder-norm weighted, or unit-norm decoder)"
     }
-    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        Standard::schema(cfg, origin)
+    fn check(&self, cfg: &SaeConfig, hyper: &StandardHyper, origin: &Path) -> Result<Schema> {
+        Standard::check(cfg, hyper, origin)
     }
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
+    fn build_with(&self, cfg: SaeConfig, hyper: StandardHyper, params: ParamSet) -> Result<Box<dyn Sae>> {
         let io = AffineIo::autoencoder(&cfg);
-        Ok(Box::new(Standard::new(cfg, params, io)?))
+        Ok(Box::new(Standard::new(cfg, hyper, params, io)))
     }
-    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let params = Standard::init_params(&cfg, device, seed)?;
-        self.build(cfg, params)
+    fn init_params(&self, cfg: &SaeConfig, hyper: &StandardHyper, device: &Device, seed: u64) -> Result<ParamSet> {
+        Standard::init_params(cfg, hyper, device, seed)
     }
 }

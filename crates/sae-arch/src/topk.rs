@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::affine::{self, AffineIo, AuxKNorm};
 use sae_core::config::ensure;
 use sae_core::{
-    Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
+    KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SaeError, Schema, SparseCodes, TypedArchitecture, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors,
 };
 
 /// Selection rule.
@@ -90,11 +90,10 @@ pub struct TopK {
 }
 
 impl TopK {
-    /// Builds from a config and parameters.
-    pub fn new(cfg: SaeConfig, params: ParamSet) -> Result<Self> {
-        let hyper: TopKHyper = cfg.hyper(Path::new("<config>"))?;
+    /// Builds from a config, its parsed hyperparameters and parameters.
+    pub fn new(cfg: SaeConfig, hyper: TopKHyper, params: ParamSet) -> Self {
         let io = AffineIo { center: cfg.apply_b_dec_to_input && cfg.d_out() == cfg.d_in, denormalize: cfg.d_out() == cfg.d_in };
-        Ok(Self { cfg, hyper, params, io, policy: KernelPolicy::default() })
+        Self { cfg, hyper, params, io, policy: KernelPolicy::default() }
     }
 
     /// The hyperparameters.
@@ -103,11 +102,7 @@ impl TopK {
     }
 
     /// Validates `k` and the activation, returns the schema.
-    pub fn schema(cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        if !cfg.extra.contains_key("k") {
-            return Err(SaeError::config(origin, "k", "missing (the number of active latents)"));
-        }
-        let h: TopKHyper = cfg.hyper(origin)?;
+    pub fn check(cfg: &SaeConfig, h: &TopKHyper, origin: &Path) -> Result<Schema> {
         ensure(h.k >= 1 && h.k <= cfg.d_sae, origin, "k", || format!("must be in 1..={} (d_sae), got {}", cfg.d_sae, h.k))?;
         if h.activation == TopKActivation::Groupmax {
             ensure(cfg.d_sae % h.k == 0, origin, "k", || format!("groupmax needs d_sae ({}) divisible by k ({})", cfg.d_sae, h.k))?;
@@ -278,23 +273,28 @@ pub fn fold_decoder_norms(params: &mut ParamSet, threshold: Option<&str>) -> Res
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TopKArch;
 
-impl Architecture for TopKArch {
+impl TypedArchitecture for TopKArch {
+    type Hyper = TopKHyper;
     fn name(&self) -> &'static str {
         sae_core::registry::names::TOPK
     }
     fn describe(&self) -> &'static str {
         "TopK encoder (k largest per row) with AuxK for dead latents; optional Multi-TopK, groupmax, skip"
     }
-    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        TopK::schema(cfg, origin)
+    fn hyper(&self, cfg: &SaeConfig, origin: &Path) -> Result<TopKHyper> {
+        if !cfg.extra.contains_key("k") {
+            return Err(SaeError::config(origin, "k", "missing (the number of active latents)"));
+        }
+        cfg.hyper(origin)
     }
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
-        Ok(Box::new(TopK::new(cfg, params)?))
+    fn check(&self, cfg: &SaeConfig, hyper: &TopKHyper, origin: &Path) -> Result<Schema> {
+        TopK::check(cfg, hyper, origin)
     }
-    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let h: TopKHyper = cfg.hyper(Path::new("<config>"))?;
+    fn build_with(&self, cfg: SaeConfig, hyper: TopKHyper, params: ParamSet) -> Result<Box<dyn Sae>> {
+        Ok(Box::new(TopK::new(cfg, hyper, params)))
+    }
+    fn init_params(&self, cfg: &SaeConfig, h: &TopKHyper, device: &Device, seed: u64) -> Result<ParamSet> {
         let init_norm = if h.normalize_decoder { Some(1.0) } else { h.decoder_init_norm };
-        let params = affine::init_tied(&cfg, device, seed, init_norm, h.skip_connection)?;
-        self.build(cfg, params)
+        affine::init_tied(cfg, device, seed, init_norm, h.skip_connection)
     }
 }

@@ -8,11 +8,11 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use sae_core::{Architecture, ParamSet, Result, Sae, SaeConfig};
+use sae_core::{ParamSet, Result, Sae, SaeConfig, Schema, TypedArchitecture};
 
 use crate::affine::AffineIo;
-use crate::jumprelu::JumpRelu;
-use crate::standard::Standard;
+use crate::jumprelu::{JumpRelu, JumpReluHyper};
+use crate::standard::{Standard, StandardHyper};
 
 fn with_skip(mut cfg: SaeConfig, skip: bool) -> SaeConfig {
     cfg.extra.insert("skip_connection".into(), skip.into());
@@ -27,23 +27,25 @@ pub struct TranscoderArch {
     pub skip: bool,
 }
 
-impl Architecture for TranscoderArch {
+impl TypedArchitecture for TranscoderArch {
+    type Hyper = StandardHyper;
     fn name(&self) -> &'static str {
         if self.skip { "skip_transcoder" } else { "transcoder" }
     }
     fn describe(&self) -> &'static str {
         if self.skip { "ReLU transcoder with a linear skip connection W_skip" } else { "ReLU transcoder (input and output at different hook points)" }
     }
-    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        Standard::schema(&with_skip(cfg.clone(), self.skip), origin)
+    fn hyper(&self, cfg: &SaeConfig, origin: &Path) -> Result<StandardHyper> {
+        with_skip(cfg.clone(), self.skip).hyper(origin)
     }
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
-        Ok(Box::new(Standard::new(with_skip(cfg, self.skip), params, AffineIo::transcoder())?))
+    fn check(&self, cfg: &SaeConfig, hyper: &StandardHyper, origin: &Path) -> Result<Schema> {
+        Standard::check(cfg, hyper, origin)
     }
-    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let cfg = with_skip(cfg, self.skip);
-        let params = Standard::init_params(&cfg, device, seed)?;
-        self.build(cfg, params)
+    fn build_with(&self, cfg: SaeConfig, hyper: StandardHyper, params: ParamSet) -> Result<Box<dyn Sae>> {
+        Ok(Box::new(Standard::new(with_skip(cfg, self.skip), hyper, params, AffineIo::transcoder())))
+    }
+    fn init_params(&self, cfg: &SaeConfig, hyper: &StandardHyper, device: &Device, seed: u64) -> Result<ParamSet> {
+        Standard::init_params(cfg, hyper, device, seed)
     }
 }
 
@@ -54,22 +56,24 @@ pub struct JumpReluTranscoderArch {
     pub skip: bool,
 }
 
-impl Architecture for JumpReluTranscoderArch {
+impl TypedArchitecture for JumpReluTranscoderArch {
+    type Hyper = JumpReluHyper;
     fn name(&self) -> &'static str {
         if self.skip { "jumprelu_skip_transcoder" } else { "jumprelu_transcoder" }
     }
     fn describe(&self) -> &'static str {
         if self.skip { "JumpReLU transcoder with a linear skip connection W_skip" } else { "JumpReLU transcoder" }
     }
-    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        JumpRelu::schema(&with_skip(cfg.clone(), self.skip), origin)
+    fn hyper(&self, cfg: &SaeConfig, origin: &Path) -> Result<JumpReluHyper> {
+        with_skip(cfg.clone(), self.skip).hyper(origin)
     }
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
-        Ok(Box::new(JumpRelu::new(with_skip(cfg, self.skip), params, AffineIo::transcoder())?))
+    fn check(&self, cfg: &SaeConfig, hyper: &JumpReluHyper, origin: &Path) -> Result<Schema> {
+        JumpRelu::check(cfg, hyper, origin)
     }
-    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let cfg = with_skip(cfg, self.skip);
-        let params = JumpRelu::init_params(&cfg, device, seed)?;
-        self.build(cfg, params)
+    fn build_with(&self, cfg: SaeConfig, hyper: JumpReluHyper, params: ParamSet) -> Result<Box<dyn Sae>> {
+        Ok(Box::new(JumpRelu::new(with_skip(cfg, self.skip), hyper, params, AffineIo::transcoder())))
+    }
+    fn init_params(&self, cfg: &SaeConfig, hyper: &JumpReluHyper, device: &Device, seed: u64) -> Result<ParamSet> {
+        JumpRelu::init_params(cfg, hyper, device, seed)
     }
 }

@@ -6,14 +6,6 @@ use std::path::PathBuf;
 /// says which asset or file, and what to do about it where there is something to do.
 #[derive(Debug, thiserror::Error)]
 pub enum AssetError {
-    /// No asset has this name.
-    #[error("unknown asset `{name}`; known assets: {known}")]
-    Unknown {
-        /// The name asked for.
-        name: String,
-        /// The known names, comma-separated.
-        known: String,
-    },
     /// The asset has not been fetched into the cache.
     #[error("asset `{name}` is not in the cache {dir}; fetch it with `sae assets fetch {name}` (or `cargo xtask assets {name}`)")]
     Missing {

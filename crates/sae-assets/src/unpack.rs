@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::catalog::{ArchiveKind, Asset};
+use super::asset::{ArchiveKind, Asset};
 use super::error::{AssetError, AssetResult, io};
 
 /// Lower-case hex SHA-256 of the file at `path`, read in 1 MiB pieces.

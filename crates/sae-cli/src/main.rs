@@ -1,9 +1,13 @@
 //! `sae`: the command line of the SAE workspace. Thin: it parses arguments, picks a backend and
 //! calls the libraries.
 
+#[macro_use]
+mod output;
 mod allocator;
 mod backend;
+mod catalog;
 mod commands;
+mod memory;
 mod policy;
 mod progress;
 
@@ -86,6 +90,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output has gone (`sae info | head`): stop quietly, with the status a
+        // shell reports for a process ended by SIGPIPE, as other Unix tools do.
+        Err(err) if output::is_closed_pipe(&err) => ExitCode::from(141),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

@@ -87,6 +87,23 @@ impl SaeConfig {
         }
     }
 
+    /// Checks that the widths are positive and that every weight matrix they imply
+    /// (`[d_sae, max(d_in, d_out)]`, and `[d_out, d_in]` for a skip connection) can be addressed
+    /// as f32 bytes: sizes from a file or a flag are never multiplied unchecked.
+    pub fn check_sizes(&self, origin: &Path) -> Result<()> {
+        for (field, v) in [("d_in", self.d_in), ("d_sae", self.d_sae), ("d_out", self.d_out())] {
+            if v == 0 {
+                return Err(SaeError::config(origin, field, "must be positive"));
+            }
+        }
+        let bytes = |a: usize, b: usize| a.checked_mul(b).and_then(|n| n.checked_mul(4)).filter(|n| *n <= isize::MAX as usize);
+        let widest = self.d_in.max(self.d_out());
+        if bytes(self.d_sae, widest).is_none() || bytes(self.d_in, self.d_out()).is_none() {
+            return Err(SaeError::config(origin, "d_sae", format!("a [{}, {widest}] f32 matrix is larger than memory can address", self.d_sae)));
+        }
+        Ok(())
+    }
+
     /// Output width (`d_out`, or `d_in` when unset).
     pub fn d_out(&self) -> usize {
         self.d_out.unwrap_or(self.d_in)

@@ -132,6 +132,24 @@ pub enum SaeError {
         /// What went wrong, in the source's own error type.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// No hook point of a model has this name.
+    #[error("unknown hook point `{name}` for {model}; valid hook points: {valid}")]
+    UnknownHook {
+        /// The name asked for.
+        name: String,
+        /// The model.
+        model: String,
+        /// The valid names, with `{i}` for the block index.
+        valid: String,
+    },
+    /// A model could not load or run (its own typed error is the source).
+    #[error("{name}: {source}")]
+    Model {
+        /// The model's name.
+        name: String,
+        /// What went wrong, in the model crate's own error type.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Something this code relies on does not hold: a bug, reported instead of a panic.
     #[error("internal invariant violated: {0}")]
     Invariant(String),

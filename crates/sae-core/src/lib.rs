@@ -1,7 +1,8 @@
 //! # sae-core
 //!
 //! The contract of the SAE workspace: the [`Sae`] and [`Architecture`] traits, [`SparseCodes`],
-//! the [`Registry`] that maps an `architecture` name to its code, [`hooks`], the
+//! the [`Registry`] that maps an `architecture` name to its code, [`hooks`] and the
+//! [`HookedModel`] a model source implements, the [`ActivationSource`] activations are read from, the
 //! [`KernelPolicy`] that says how the hot-path operations run, the [`format`]s people already
 //! use (SAELens, sparsify, Gemma Scope), and typed errors. Library code takes a burn
 //! [`Device`](burn::tensor::Device) and never chooses one.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod format;
 pub mod hooks;
+pub mod model;
 pub mod params;
 pub mod policy;
 pub mod registry;
@@ -46,6 +48,7 @@ pub use config::{Normalization, SaeConfig};
 pub use error::{Result, SaeError};
 pub use params::{ParamSet, ParamTensor};
 pub use policy::{HostGemm, KernelChoice, KernelPolicy};
+pub use model::HookedModel;
 pub use registry::Registry;
-pub use source::{ActivationSource, InMemorySource, RowMeta};
-pub use sae::{Architecture, Forward, LossTerm, Sae, TrainBatch, TrainContext, TrainOutput, loss_terms};
+pub use source::{ActivationSource, InMemorySource, RowMeta, RowMetaKind};
+pub use sae::{Architecture, BuildOrigin, Forward, Schema, TypedArchitecture, LossTerm, Sae, TrainBatch, TrainContext, TrainOutput, loss_terms};

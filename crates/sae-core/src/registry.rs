@@ -9,7 +9,7 @@ use crate::config::SaeConfig;
 use crate::error::{Result, SaeError};
 use crate::params::ParamSet;
 use crate::policy::KernelPolicy;
-use crate::sae::{Architecture, Sae};
+use crate::sae::{Architecture, BuildOrigin, Sae};
 
 /// The architecture names the file formats produce and expect: a sparsify coder loads as
 /// [`TOPK`](names::TOPK), a Gemma Scope directory as [`JUMPRELU`](names::JUMPRELU), an old
@@ -98,9 +98,7 @@ impl Registry {
     pub fn build_from_files(&self, mut cfg: SaeConfig, params: ParamSet, cfg_path: &Path, weights_path: &Path) -> Result<Box<dyn Sae>> {
         let arch = self.require(&cfg.architecture, Some(cfg_path))?;
         cfg.architecture = arch.name().to_string();
-        let schema = arch.schema(&cfg, cfg_path)?;
-        params.check_schema(&schema, weights_path, arch.name())?;
-        let mut sae = arch.build(cfg, params)?;
+        let mut sae = arch.build(cfg, params, BuildOrigin { config: cfg_path, weights: weights_path })?;
         sae.set_kernel_policy(self.policy);
         Ok(sae)
     }
@@ -109,7 +107,6 @@ impl Registry {
     pub fn init(&self, mut cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
         let arch = self.require(&cfg.architecture, None)?;
         cfg.architecture = arch.name().to_string();
-        arch.schema(&cfg, Path::new("<config>"))?;
         let mut sae = arch.init(cfg, device, seed)?;
         sae.set_kernel_policy(self.policy);
         Ok(sae)

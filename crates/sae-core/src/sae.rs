@@ -204,10 +204,30 @@ pub trait Sae: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// An architecture: validates configs, knows its parameter shapes, builds SAEs.
-///
-/// Implement this and [`Sae`] in one file, register it in a [`Registry`](crate::Registry), and
-/// every format, the CLI and the trainer can use the new architecture.
+/// The parameter schema of an architecture: every tensor's name and shape, in order.
+pub type Schema = Vec<(String, Vec<usize>)>;
+
+/// Where a config and its weights came from, for errors: config problems name `config`,
+/// missing or mis-shaped tensors name `weights`.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildOrigin<'a> {
+    /// The config file (or `<config>`).
+    pub config: &'a std::path::Path,
+    /// The weights file.
+    pub weights: &'a std::path::Path,
+}
+
+impl<'a> BuildOrigin<'a> {
+    /// A config and weights from one place.
+    pub fn one(path: &'a std::path::Path) -> Self {
+        Self { config: path, weights: path }
+    }
+}
+
+/// An architecture: a name in the [`Registry`](crate::Registry) and the code that checks a
+/// config, builds an SAE from parameters, or initialises one. Implement
+/// [`TypedArchitecture`] instead (it provides this trait) unless the hyperparameters are not
+/// one typed struct.
 pub trait Architecture: Send + Sync {
     /// The registered name (SAELens's `architecture` value where SAELens has one).
     fn name(&self) -> &'static str;
@@ -222,12 +242,14 @@ pub trait Architecture: Send + Sync {
 
     /// Checks the hyperparameters and returns the parameter schema (name, shape) in order.
     /// `origin` names the config file in errors.
-    fn schema(&self, cfg: &SaeConfig, origin: &std::path::Path) -> Result<Vec<(String, Vec<usize>)>>;
+    fn schema(&self, cfg: &SaeConfig, origin: &std::path::Path) -> Result<Schema>;
 
-    /// Builds an SAE from a config and parameters that match [`Architecture::schema`].
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>>;
+    /// Builds an SAE from a config and parameters: checks the hyperparameters, checks `params`
+    /// against the schema (a missing or mis-shaped tensor is an error naming it), builds.
+    fn build(&self, cfg: SaeConfig, params: ParamSet, origin: BuildOrigin<'_>) -> Result<Box<dyn Sae>>;
 
-    /// A freshly initialised SAE for training, deterministic in `seed`.
+    /// A freshly initialised SAE for training, deterministic in `seed`, after checking the
+    /// hyperparameters.
     fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>>;
 
     /// What a user should know about an SAE of this architecture with config `cfg`, one line
@@ -235,6 +257,83 @@ pub trait Architecture: Send + Sync {
     /// batch. Default: nothing.
     fn notes(&self, _cfg: &SaeConfig) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// An architecture whose hyperparameters are one typed struct, parsed from the config's extra
+/// keys once per build or initialisation and handed to the constructor (the config keeps every
+/// key, known or not, so that it round-trips). Implementing it implements [`Architecture`].
+pub trait TypedArchitecture: Send + Sync {
+    /// The hyperparameters (fields with serde defaults where the reference library has one).
+    type Hyper: serde::de::DeserializeOwned;
+
+    /// The registered name.
+    fn name(&self) -> &'static str;
+
+    /// Other names accepted for this architecture.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// One line describing the architecture.
+    fn describe(&self) -> &'static str;
+
+    /// Parses the hyperparameters of `cfg` (`origin` names the config in errors). Override to
+    /// explain a missing required key better than serde does.
+    fn hyper(&self, cfg: &SaeConfig, origin: &std::path::Path) -> Result<Self::Hyper> {
+        cfg.hyper(origin)
+    }
+
+    /// Checks `hyper` against `cfg` (ranges, divisibility, required combinations) and returns
+    /// the parameter schema.
+    fn check(&self, cfg: &SaeConfig, hyper: &Self::Hyper, origin: &std::path::Path) -> Result<Schema>;
+
+    /// Builds the SAE from checked hyperparameters and parameters that match the schema.
+    fn build_with(&self, cfg: SaeConfig, hyper: Self::Hyper, params: ParamSet) -> Result<Box<dyn Sae>>;
+
+    /// Freshly initialised parameters, deterministic in `seed`.
+    fn init_params(&self, cfg: &SaeConfig, hyper: &Self::Hyper, device: &Device, seed: u64) -> Result<ParamSet>;
+
+    /// What a user should know about an SAE with these hyperparameters. Default: nothing.
+    fn notes_with(&self, _cfg: &SaeConfig, _hyper: &Self::Hyper) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl<T: TypedArchitecture> Architecture for T {
+    fn name(&self) -> &'static str {
+        TypedArchitecture::name(self)
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        TypedArchitecture::aliases(self)
+    }
+    fn describe(&self) -> &'static str {
+        TypedArchitecture::describe(self)
+    }
+    fn schema(&self, cfg: &SaeConfig, origin: &std::path::Path) -> Result<Schema> {
+        let hyper = self.hyper(cfg, origin)?;
+        self.check(cfg, &hyper, origin)
+    }
+    fn build(&self, cfg: SaeConfig, params: ParamSet, origin: BuildOrigin<'_>) -> Result<Box<dyn Sae>> {
+        cfg.check_sizes(origin.config)?;
+        let hyper = self.hyper(&cfg, origin.config)?;
+        let schema = self.check(&cfg, &hyper, origin.config)?;
+        params.check_schema(&schema, origin.weights, TypedArchitecture::name(self))?;
+        self.build_with(cfg, hyper, params)
+    }
+    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
+        let origin = std::path::Path::new("<config>");
+        cfg.check_sizes(origin)?;
+        let hyper = self.hyper(&cfg, origin)?;
+        self.check(&cfg, &hyper, origin)?;
+        let params = self.init_params(&cfg, &hyper, device, seed)?;
+        self.build_with(cfg, hyper, params)
+    }
+    fn notes(&self, cfg: &SaeConfig) -> Vec<String> {
+        match self.hyper(cfg, std::path::Path::new("<config>")) {
+            Ok(hyper) => self.notes_with(cfg, &hyper),
+            Err(_) => Vec::new(),
+        }
     }
 }
 

@@ -41,6 +41,70 @@ pub enum RowMeta {
     },
 }
 
+/// Which kind of [`RowMeta`] a source keeps: every row of one source has the same kind.
+/// Serialised in lower case (`"token"`, `"patch"`, `"diffusion"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowMetaKind {
+    /// [`RowMeta::Token`].
+    Token,
+    /// [`RowMeta::Patch`].
+    Patch,
+    /// [`RowMeta::Diffusion`].
+    Diffusion,
+}
+
+impl RowMetaKind {
+    /// The names of the kind's fields, in the order of [`RowMeta::fields`].
+    pub fn field_names(self) -> &'static [&'static str] {
+        match self {
+            Self::Token => &["id", "pos", "window"],
+            Self::Patch => &["image", "row", "col"],
+            Self::Diffusion => &["sample", "step", "y", "x"],
+        }
+    }
+
+    /// The metadata with these field values (as [`RowMeta::fields`] lists them), or `None` when
+    /// `values` has the wrong length for the kind.
+    pub fn from_fields(self, values: &[u32]) -> Option<RowMeta> {
+        match (self, values) {
+            (Self::Token, &[id, pos, window]) => Some(RowMeta::Token { id, pos, window }),
+            (Self::Patch, &[image, row, col]) => Some(RowMeta::Patch { image, row, col }),
+            (Self::Diffusion, &[sample, step, y, x]) => Some(RowMeta::Diffusion { sample, step, y, x }),
+            _ => None,
+        }
+    }
+}
+
+impl RowMeta {
+    /// The kind of this metadata.
+    pub fn kind(&self) -> RowMetaKind {
+        match self {
+            Self::Token { .. } => RowMetaKind::Token,
+            Self::Patch { .. } => RowMetaKind::Patch,
+            Self::Diffusion { .. } => RowMetaKind::Diffusion,
+        }
+    }
+
+    /// The field values in the order of [`RowMetaKind::field_names`].
+    pub fn fields(&self) -> Vec<u32> {
+        match *self {
+            Self::Token { id, pos, window } => vec![id, pos, window],
+            Self::Patch { image, row, col } => vec![image, row, col],
+            Self::Diffusion { sample, step, y, x } => vec![sample, step, y, x],
+        }
+    }
+
+    /// The index of the sample (text window, image, generated sample) the row belongs to.
+    pub fn sample(&self) -> u32 {
+        match *self {
+            Self::Token { window, .. } => window,
+            Self::Patch { image, .. } => image,
+            Self::Diffusion { sample, .. } => sample,
+        }
+    }
+}
+
 /// A random-access source of activation rows. Rows are `f32`, row-major, `d_in` wide; indices
 /// run over `0..len()`.
 pub trait ActivationSource {
@@ -127,6 +191,18 @@ impl InMemorySource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_round_trips_through_its_fields() {
+        let all = [RowMeta::Token { id: 7, pos: 3, window: 9 }, RowMeta::Patch { image: 2, row: 5, col: 1 }, RowMeta::Diffusion { sample: 4, step: 30, y: 6, x: 8 }];
+        for m in all {
+            let kind = m.kind();
+            assert_eq!(kind.field_names().len(), m.fields().len());
+            assert_eq!(kind.from_fields(&m.fields()), Some(m));
+            assert_eq!(kind.from_fields(&[1]), None);
+        }
+        assert_eq!(all.map(|m| m.sample()), [9, 2, 4]);
+    }
 
     #[test]
     fn in_memory_rows_and_meta_by_index_and_out_of_range_is_an_error() {

@@ -1,8 +1,12 @@
 //! # sae-downstream-test
 //!
-//! An SAE architecture defined outside `sae-arch`, to prove that a downstream crate can add one
-//! with a single trait implementation and a registry line, and then save, load and encode it
-//! like any built-in architecture.
+//! What a downstream crate adds with one trait implementation each, and then uses like the
+//! built-in ones:
+//! - an SAE architecture defined outside `sae-arch` ([`SoftplusArch`]: a registry line, then
+//!   save, load and encode);
+//! - a model defined outside the model crates ([`model::TinyPatchNet`], a
+//!   [`HookedModel`](sae_core::HookedModel) over images: harvested, trained on and intervened
+//!   on through the generic code of `sae-hooked` and `sae-train`).
 //!
 //! [`SoftplusSae`] encodes with `f = softplus(W_encᵀ(x − b_dec) + b_enc) − log 2` clipped at 0
 //! and decodes linearly; it has one hyperparameter, `beta`.
@@ -18,12 +22,14 @@
 //! assert_eq!(out.output.dims(), [2, 4]);
 //! ```
 
+pub mod model;
+
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
 use sae_arch::affine::{self, AffineIo};
 use sae_core::config::ensure;
-use sae_core::{Architecture, KernelPolicy, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
+use sae_core::{KernelPolicy, Schema, TypedArchitecture, LossTerm, ParamSet, Result, Sae, SaeConfig, SparseCodes, TrainBatch, TrainContext, TrainOutput, loss_terms, sae_state_accessors};
 use serde::Deserialize;
 
 fn one() -> f32 {
@@ -76,24 +82,22 @@ impl Sae for SoftplusSae {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SoftplusArch;
 
-impl Architecture for SoftplusArch {
+impl TypedArchitecture for SoftplusArch {
+    type Hyper = SoftplusHyper;
     fn name(&self) -> &'static str {
         "softplus"
     }
     fn describe(&self) -> &'static str {
         "shifted softplus encoder (downstream example)"
     }
-    fn schema(&self, cfg: &SaeConfig, origin: &Path) -> Result<Vec<(String, Vec<usize>)>> {
-        let h: SoftplusHyper = cfg.hyper(origin)?;
+    fn check(&self, cfg: &SaeConfig, h: &SoftplusHyper, origin: &Path) -> Result<Schema> {
         ensure(h.beta > 0.0, origin, "beta", || format!("must be > 0, got {}", h.beta))?;
         Ok(affine::affine_schema(cfg, false))
     }
-    fn build(&self, cfg: SaeConfig, params: ParamSet) -> Result<Box<dyn Sae>> {
-        let hyper = cfg.hyper(Path::new("<config>"))?;
+    fn build_with(&self, cfg: SaeConfig, hyper: SoftplusHyper, params: ParamSet) -> Result<Box<dyn Sae>> {
         Ok(Box::new(SoftplusSae { cfg, hyper, params, policy: KernelPolicy::default() }))
     }
-    fn init(&self, cfg: SaeConfig, device: &Device, seed: u64) -> Result<Box<dyn Sae>> {
-        let params = affine::init_tied(&cfg, device, seed, None, false)?;
-        self.build(cfg, params)
+    fn init_params(&self, cfg: &SaeConfig, _hyper: &SoftplusHyper, device: &Device, seed: u64) -> Result<ParamSet> {
+        affine::init_tied(cfg, device, seed, None, false)
     }
 }

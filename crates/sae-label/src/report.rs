@@ -40,12 +40,17 @@ impl Report {
         display_token(self.vocabulary.get(&token).map_or("?", String::as_str))
     }
 
-    /// The HTML page; `figures` are `(caption, SVG text)` inlined in order.
+    /// The HTML page; `figures` are `(caption, SVG text)`, shown in order as images.
+    ///
+    /// A figure file is untrusted input like any other (an SAE directory can come from anywhere,
+    /// and an SVG can carry `<script>` or `onload=`): each is embedded as an `<img>` of a
+    /// base64 `data:` URL, a context in which browsers run no script of the image, and the page
+    /// carries a content security policy that allows no script at all.
     pub fn to_html(&self, figures: &[(String, String)]) -> String {
         let mut h = String::new();
-        h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
+        h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\"><title>");
         h.push_str(&escape(&self.title));
-        h.push_str("</title><style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}td.num{text-align:right;font-family:monospace}.feature{border:1px solid #ccc;border-radius:6px;padding:8px 12px;margin:12px 0}.ex{font-family:monospace;white-space:pre-wrap;margin:2px 0}.tok{border-radius:2px}.centre{outline:1px solid #c00}figure{margin:1em 0}figure svg{max-width:100%;height:auto}</style></head><body>\n");
+        h.push_str("</title><style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}td.num{text-align:right;font-family:monospace}.feature{border:1px solid #ccc;border-radius:6px;padding:8px 12px;margin:12px 0}.ex{font-family:monospace;white-space:pre-wrap;margin:2px 0}.tok{border-radius:2px}.centre{outline:1px solid #c00}figure{margin:1em 0}figure img{max-width:100%;height:auto}</style></head><body>\n");
         h.push_str(&format!("<h1>{}</h1>\n<h2>Metrics</h2>\n<table id=\"metrics\">\n", escape(&self.title)));
         let mut row = |k: &str, v: &serde_json::Value| {
             let shown = v.as_f64().map(|f| format!("{f:.5}")).or_else(|| v.as_str().map(String::from)).unwrap_or_else(|| v.to_string());
@@ -62,8 +67,8 @@ impl Report {
         }
         h.push_str("</table>\n");
         for (caption, svg) in figures {
-            let svg = svg.find("<svg").map_or("", |i| &svg[i..]);
-            h.push_str(&format!("<figure>{svg}<figcaption>{}</figcaption></figure>\n", escape(caption)));
+            let caption = escape(caption);
+            h.push_str(&format!("<figure><img alt=\"{caption}\" src=\"data:image/svg+xml;base64,{}\"><figcaption>{caption}</figcaption></figure>\n", base64(svg.as_bytes())));
         }
         h.push_str(&format!("<h2>Features</h2>\n<p>{} features spread over the density range; each token of an example is shaded by the feature's activation on it (darkest = the example's maximum), the example's own token outlined.</p>\n", self.features.len()));
         for f in &self.features {
@@ -95,5 +100,33 @@ impl Report {
         sae_core::format::atomic::write_atomic(&dir.join("report.json"), &json)?;
         sae_core::format::atomic::write_atomic(&dir.join("report.html"), self.to_html(&svgs).as_bytes())?;
         Ok(())
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding) of `bytes`.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> shift) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_the_rfc_4648_test_vectors() {
+        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(super::base64(plain.as_bytes()), encoded);
+        }
     }
 }

@@ -10,7 +10,8 @@ use std::process::Command;
 use burn::tensor::{Device, Tensor, TensorData};
 use sae_core::params::{ParamSet, ParamTensor};
 use sae_core::{Sae, SaeConfig};
-use sae_data::store::{ActivationStore, StoreWriter, TokenRef};
+use sae_core::{RowMeta, RowMetaKind};
+use sae_data::store::{ActivationStore, StoreWriter};
 use sae_label::report::Report;
 use sae_label::top_examples::{densities, pick_features, top_examples};
 
@@ -31,17 +32,17 @@ fn identity_sae() -> Box<dyn Sae> {
 /// 3 windows of 6 tokens ("the cat sat on mat ."); feature 1 fires on " cat" (value 1 + window),
 /// feature 2 weakly on every token, feature 0 never, feature 3 on "." only in window 0.
 fn store(dir: &Path) -> ActivationStore {
-    let mut w = StoreWriter::create_with_tokens(dir, 4, 8, serde_json::json!({"model": "test"})).unwrap();
+    let mut w = StoreWriter::create_with_meta(dir, 4, 8, serde_json::json!({"model": "test"}), Some(RowMetaKind::Token)).unwrap();
     let (mut rows, mut toks) = (Vec::new(), Vec::new());
     for seq in 0..3u32 {
         for pos in 0..6u32 {
             let cat = if pos == 1 { 1.0 + seq as f32 } else { -1.0 };
             let dot = if pos == 5 && seq == 0 { 0.5 } else { 0.0 };
             rows.extend([-1.0, cat, 0.1 + pos as f32 * 0.01, dot]);
-            toks.push(TokenRef { id: pos, pos, seq });
+            toks.push(RowMeta::Token { id: pos, pos, window: seq });
         }
     }
-    w.push_rows_with_tokens(&rows, &toks).unwrap();
+    w.push_rows_with_meta(&rows, &toks).unwrap();
     w.finish().unwrap();
     ActivationStore::open(dir).unwrap()
 }
@@ -84,7 +85,10 @@ fn top_examples_are_the_known_rows_and_the_report_renders_in_chromium() {
     let out = tmp.path().join("report");
     let svg = tmp.path().join("curve.svg");
     std::fs::write(&svg, "<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"40\" height=\"20\"><rect id=\"curve\" width=\"40\" height=\"20\" fill=\"blue\"/></svg>").unwrap();
-    report.write(&out, &[("Training curves".into(), svg), ("missing".into(), tmp.path().join("nope.svg"))]).unwrap();
+    // An SVG from an untrusted SAE directory that would run script if inlined.
+    let evil = tmp.path().join("evil.svg");
+    std::fs::write(&evil, "<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"document.title='pwned-onload'\"><script>document.title='pwned-script'</script></svg>").unwrap();
+    report.write(&out, &[("Training curves".into(), svg), ("missing".into(), tmp.path().join("nope.svg")), ("Density \"<b>\"".into(), evil)]).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["features"][0]["examples"][0]["row"], 13);
 
@@ -97,8 +101,13 @@ fn top_examples_are_the_known_rows_and_the_report_renders_in_chromium() {
     assert!(dom.contains("id=\"feature-1\"") && dom.contains("id=\"feature-3\""));
     assert!(dom.contains("<code> cat</code> (3×, mean 2.00)"), "{dom}");
     assert!(dom.contains("<span class=\"tok centre\" title=\"3.000\" style=\"background:rgba(255,120,0,1.00)\"> cat</span>"), "{dom}");
-    assert!(dom.contains("downstream.ce_recovered") && dom.contains("id=\"curve\""));
+    assert!(dom.contains("downstream.ce_recovered") && dom.contains("<img alt=\"Training curves\" src=\"data:image/svg+xml;base64,"), "{dom}");
     assert!(!dom.contains("<script>"), "metrics text must be escaped");
+    // The crafted SVG ran nothing, and neither it nor its caption became markup.
+    assert!(!dom.contains("pwned"), "{dom}");
+    assert!(dom.contains("<figcaption>Density \"&lt;b&gt;\"</figcaption>"), "{dom}");
+    let raw = std::fs::read_to_string(&html).unwrap();
+    assert!(!raw.contains("<svg") && !raw.contains("onload"), "figures are embedded as images, never as markup");
     let png = tmp.path().join("shot.png");
     let shot = headless(&tmp.path().join("profile2")).arg(format!("--screenshot={}", png.display())).arg("--window-size=1000,800").arg(format!("file://{}", html.display())).output().unwrap();
     assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{LmError, Result};
 use crate::generate::next_token_loss;
-use crate::intervene::{Intervention, Splice};
+use sae_hooked::intervene::{Intervention, Splice};
 use crate::model::LanguageModel;
 
 /// The downstream-loss metrics of one SAE at one hook.
@@ -71,8 +71,9 @@ pub fn downstream_loss(model: &dyn LanguageModel, sae: &dyn Sae, hook: &str, win
     if windows.is_empty() || batch == 0 {
         return Err(LmError::Input("no windows to evaluate".into()));
     }
-    if model.hook_width(hook) != sae.config().d_in {
-        return Err(LmError::Input(format!("the SAE takes d_in {} but {hook} has width {}", sae.config().d_in, model.hook_width(hook))));
+    if model.hook_width(hook) != Some(sae.config().d_in) {
+        let width = model.hook_width(hook).map_or("no fixed width".to_string(), |w| format!("width {w}"));
+        return Err(LmError::Input(format!("the SAE takes d_in {} but {hook} has {width}", sae.config().d_in)));
     }
     let (mut clean, mut spliced, mut zero, mut kl_sae, mut kl_zero, mut tokens) = (0f64, 0f64, 0f64, 0f64, 0f64, 0usize);
     for (i, chunk) in windows.chunks(batch).enumerate() {

@@ -12,9 +12,9 @@ pub enum LmError {
     /// Writing an activation store failed.
     #[error(transparent)]
     Data(#[from] sae_data::DataError),
-    /// Reading weights, or an intervention, failed in `sae-core`.
+    /// Reading weights, a hook, or an intervention failed in `sae-core`.
     #[error(transparent)]
-    Core(#[from] sae_core::SaeError),
+    Core(sae_core::SaeError),
     /// A file the model needs is not in its asset directory.
     #[error("{path}: missing (the asset directory is incomplete; fetch it again with `sae assets fetch {asset}`)")]
     MissingFile {
@@ -31,16 +31,6 @@ pub enum LmError {
         /// What was wrong.
         reason: String,
     },
-    /// No hook point has this name.
-    #[error("unknown hook point `{name}` for {model}; valid hook points: {valid}")]
-    UnknownHook {
-        /// The name asked for.
-        name: String,
-        /// The model.
-        model: &'static str,
-        /// The valid names, with `{i}` for the layer index.
-        valid: String,
-    },
     /// The input cannot be run (empty text, too long, ...).
     #[error("bad input: {0}")]
     Input(String),
@@ -48,3 +38,28 @@ pub enum LmError {
 
 /// Shorthand for results of this crate.
 pub type Result<T> = std::result::Result<T, LmError>;
+
+/// A language model's error through the contract ([`sae_core::HookedModel`] returns
+/// [`SaeError`](sae_core::SaeError)): a `sae-core` error as itself, any other as
+/// [`SaeError::Model`](sae_core::SaeError::Model) holding it, so that the way back
+/// ([`From<SaeError>`] for [`LmError`]) recovers the typed error.
+impl From<LmError> for sae_core::SaeError {
+    fn from(e: LmError) -> Self {
+        match e {
+            LmError::Core(e) => e,
+            other => sae_core::SaeError::Model { name: "language model".into(), source: Box::new(other) },
+        }
+    }
+}
+
+impl From<sae_core::SaeError> for LmError {
+    fn from(e: sae_core::SaeError) -> Self {
+        match e {
+            sae_core::SaeError::Model { name, source } => match source.downcast::<LmError>() {
+                Ok(lm) => *lm,
+                Err(source) => LmError::Core(sae_core::SaeError::Model { name, source }),
+            },
+            other => LmError::Core(other),
+        }
+    }
+}

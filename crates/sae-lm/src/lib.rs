@@ -2,14 +2,18 @@
 //!
 //! Real language models on burn, for training SAEs on their activations and for intervening
 //! with them: all-MiniLM-L6-v2 (a BERT sentence encoder, [`minilm`]) and SmolLM2-135M-Instruct (a
-//! LLaMA decoder read from GGUF, [`smollm2`]). Each model implements [`LanguageModel`]: its own tokenizer, hook points
-//! named as in TransformerLens (`blocks.{i}.hook_resid_post`, `blocks.{i}.attn.hook_pattern`,
-//! ...) and a forward pass that calls [`sae_core::hooks::Hooks`] at each of them, to read
-//! activations or replace them. Weights come from the pinned assets of
-//! [`sae_assets`], never from a model hub.
+//! LLaMA decoder read from GGUF, [`smollm2`]). Each model is a [`sae_core::HookedModel`] (hook
+//! points named as in TransformerLens, `blocks.{i}.hook_resid_post`, `blocks.{i}.attn.hook_pattern`,
+//! ..., and a forward pass that calls [`sae_core::hooks::Hooks`] at each of them, to read
+//! activations or replace them) and a [`LanguageModel`] (its own tokenizer, framing, key/value
+//! cache). Harvesting and interventions are the generic ones of `sae-hooked`; this crate adds
+//! what is text-only: corpus windows ([`harvest`]), generation ([`generate`]) and the
+//! next-token losses with an SAE spliced in ([`downstream`]). Weights come from the pinned
+//! assets of [`assets`], never from a model hub; [`register`] puts the models into a catalog.
 //!
 //! ```no_run
 //! use burn::tensor::Device;
+//! use sae_core::HookedModel;
 //! use sae_core::hooks::{Capture, HookTensor};
 //! use sae_assets::AssetCache;
 //! use sae_lm::{LanguageModel, minilm::MiniLm};
@@ -25,17 +29,16 @@
 
 #![warn(missing_docs)]
 
+pub mod assets;
 pub mod dequant;
 pub mod downstream;
 pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod harvest;
-pub mod intervene;
 pub mod layers;
 pub mod minilm;
 pub mod model;
-pub mod models;
 pub mod norms;
 pub mod smollm2;
 pub mod tokenizer;
@@ -43,4 +46,4 @@ pub mod weights;
 
 pub use error::{LmError, Result};
 pub use model::{KvCache, LanguageModel};
-pub use models::{MODEL_NAMES, load_model};
+pub use assets::register;

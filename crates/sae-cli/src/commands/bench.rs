@@ -95,7 +95,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let backend = format!("{:?}", a.backend).to_lowercase();
     let report = run_bench(&spec, &device, &backend, &crate::policy::registry())?;
     let med = report.median();
-    println!(
+    say!(
         "{} {} auxk={} d_in={} d_sae={} k={} B={} on {backend}: median {:.1} ms ({:.0} tok/s)",
         arch.name(),
         mode.name(),
@@ -107,6 +107,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
         med * 1e3,
         spec.batch as f64 / med
     );
-    println!("{}", report.summary_line());
+    say!("{}", report.summary_line());
     Ok(())
 }

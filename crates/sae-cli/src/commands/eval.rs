@@ -64,6 +64,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let device = a.backend.device()?;
     let sae = load_sae(&a.sae, &crate::policy::registry(), &device)?.sae;
     let store = ActivationStore::open(&a.data)?;
+    store.require_complete()?;
     let truth = match &a.ground_truth {
         None => None,
         Some(gt) => {
@@ -83,30 +84,30 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if let (Some(model_name), Some(hook)) = (&a.model, &a.hook) {
         let cache = sae_assets::AssetCache::from_env();
         let corpus = sae_lm::harvest::read_corpus(&sae_lm::harvest::corpus_files(&cache, &a.corpus, |l| eprintln!("{l}"))?)?;
-        let model = sae_lm::load_model(model_name, &cache, &device)?;
+        let model = crate::catalog::text_models().load(model_name, &cache, &device)?;
         let windows = sae_lm::downstream::eval_windows(model.as_ref(), &corpus, a.ce_context, a.ce_windows)?;
         let pb = bar(windows.len() as u64, "windows");
         let r = sae_lm::downstream::downstream_loss(model.as_ref(), sae.as_ref(), hook, &windows, 2, |done, _| pb.set_position(done as u64))?;
         pb.finish_and_clear();
         json["downstream"] = serde_json::to_value(&r)?;
     }
-    println!("{} on {} rows of {}", a.sae.display(), metrics.rows, a.data.display());
+    say!("{} on {} rows of {}", a.sae.display(), metrics.rows, a.data.display());
     if let Some(obj) = json.as_object() {
         for (k, v) in obj {
             if let Some(inner) = v.as_object() {
                 for (k2, v2) in inner {
                     let shown = v2.as_f64().map(|f| format!("{f:.5}")).unwrap_or_else(|| v2.to_string());
-                    println!("  {:<30} {shown}", format!("{k}.{k2}"));
+                    say!("  {:<30} {shown}", format!("{k}.{k2}"));
                 }
                 continue;
             }
             let shown = v.as_f64().map(|f| format!("{f:.5}")).unwrap_or_else(|| v.to_string());
-            println!("  {k:<30} {shown}");
+            say!("  {k:<30} {shown}");
         }
     }
     if let Some(path) = &a.density_plot {
         let fig = sae_plot::density::density_histogram(&metrics.feature_density, &a.sae.display().to_string(), path)?;
-        println!("density histogram {} {}", fig.png.display(), fig.svg.display());
+        say!("density histogram {} {}", fig.png.display(), fig.svg.display());
     }
     if let Some(path) = &a.json {
         sae_core::format::atomic::write_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())?;

@@ -10,7 +10,7 @@ use sae_core::format::load_sae;
 use sae_core::hooks::NoHooks;
 use sae_assets::AssetCache;
 use sae_lm::generate::generate_greedy;
-use sae_lm::intervene::{FeatureEdit, Intervention, Splice};
+use sae_hooked::intervene::{FeatureEdit, Intervention, Splice};
 
 use crate::backend::Backend;
 
@@ -76,7 +76,7 @@ fn pair(s: &str, what: &str) -> Result<(usize, f32)> {
 /// Runs `sae generate`.
 pub fn run(a: GenerateArgs) -> Result<()> {
     let device = a.backend.device()?;
-    let model = sae_lm::load_model(&a.model, &AssetCache::from_env(), &device)?;
+    let model = crate::catalog::text_models().load(&a.model, &AssetCache::from_env(), &device)?;
     let prompt = model.tokenize(&a.prompt)?;
     let intervening = !a.steer.is_empty() || !a.ablate.is_empty() || !a.scale.is_empty() || a.splice != SpliceArg::None;
     if intervening && a.sae.is_none() {
@@ -104,11 +104,11 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         }
         let out = generate_greedy(model.as_ref(), &prompt, a.max_tokens, &mut iv)?;
         if let Some(p) = &plain {
-            println!("plain:      {}{}", a.prompt, model.tokenizer().decode(p)?);
+            say!("plain:      {}{}", a.prompt, model.tokenizer().decode(p)?);
         }
-        println!("intervened: {}{}", a.prompt, model.tokenizer().decode(&out)?);
+        say!("intervened: {}{}", a.prompt, model.tokenizer().decode(&out)?);
     } else if let Some(p) = &plain {
-        println!("{}{}", a.prompt, model.tokenizer().decode(p)?);
+        say!("{}{}", a.prompt, model.tokenizer().decode(p)?);
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::progress::bar;
 /// Arguments of `sae harvest`.
 #[derive(Debug, Args)]
 pub struct HarvestArgs {
-    /// Model: `minilm` or `smollm2`.
+    /// Model (`sae assets list` shows the registered ones: `minilm`, `smollm2`).
     #[arg(long)]
     model: String,
     /// Hook point, e.g. `blocks.3.hook_resid_post`.
@@ -53,7 +53,7 @@ pub fn run(args: HarvestArgs) -> Result<()> {
     let files = corpus_files(&cache, &args.corpus, |l| eprintln!("{l}"))?;
     let corpus = read_corpus(&files)?;
     let device = args.backend.device()?;
-    let model = sae_lm::load_model(&args.model, &cache, &device)?;
+    let model = crate::catalog::text_models().load(&args.model, &cache, &device)?;
     let settings = HarvestSettings {
         hook: args.hook.clone(),
         tokens: args.tokens,
@@ -68,15 +68,15 @@ pub fn run(args: HarvestArgs) -> Result<()> {
     let report = harvest(model.as_ref(), &corpus, &settings, &args.out, |done, _| pb.set_position(done))?;
     pb.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
-    let run_tokens = report.windows as f64 * args.context as f64;
-    println!(
+    let run_tokens = report.samples as f64 * args.context as f64;
+    say!(
         "harvested {} rows of {} at {} into {} ({} windows, {} framing rows and {} outliers left out) in {secs:.1} s: {:.0} tokens/s through the model",
         report.rows,
         args.model,
         args.hook,
         args.out.display(),
-        report.windows,
-        report.dropped_special,
+        report.samples,
+        report.dropped_filtered,
         report.dropped_outliers,
         run_tokens / secs.max(1e-9)
     );

@@ -46,23 +46,23 @@ pub fn run(args: InfoArgs) -> Result<()> {
             "parameters": params.iter().map(|(n, s)| serde_json::json!({"name": n, "shape": s})).collect::<Vec<_>>(),
             "notes": notes,
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        say!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    println!("{}", args.sae.display());
-    println!("  format        {}", loaded.format.name());
-    println!("  architecture  {} — {describe}", cfg.architecture);
-    println!("  sizes         d_in {}  d_sae {}  d_out {}  ({} parameters)", cfg.d_in, cfg.d_sae, cfg.d_out(), sae.params().numel());
-    println!("  dtype         {} on disk, f32 in memory", loaded.stored_dtype.name());
+    say!("{}", args.sae.display());
+    say!("  format        {}", loaded.format.name());
+    say!("  architecture  {} — {describe}", cfg.architecture);
+    say!("  sizes         d_in {}  d_sae {}  d_out {}  ({} parameters)", cfg.d_in, cfg.d_sae, cfg.d_out(), sae.params().numel());
+    say!("  dtype         {} on disk, f32 in memory", loaded.stored_dtype.name());
     if !hyper.is_empty() {
-        println!("  settings      {}", hyper.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
+        say!("  settings      {}", hyper.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
     }
-    println!("  tensors       {}", params.iter().map(|(n, s)| format!("{n} {s:?}")).collect::<Vec<_>>().join(", "));
+    say!("  tensors       {}", params.iter().map(|(n, s)| format!("{n} {s:?}")).collect::<Vec<_>>().join(", "));
     if notes.is_empty() {
-        println!("  notes         nothing unusual");
+        say!("  notes         nothing unusual");
     } else {
         for n in &notes {
-            println!("  note          {n}");
+            say!("  note          {n}");
         }
     }
     Ok(())

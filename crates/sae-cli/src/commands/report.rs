@@ -53,6 +53,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let device = a.backend.device()?;
     let sae = load_sae(&a.sae, &crate::policy::registry(), &device)?.sae;
     let store = ActivationStore::open(&a.data)?;
+    store.require_complete()?;
     let model_name = match &a.model {
         Some(m) => m.clone(),
         None => match store.metadata().source.get("model").and_then(|v| v.as_str()) {
@@ -60,7 +61,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
             None => bail!("{}: the store does not say which model made it; pass --model", a.data.display()),
         },
     };
-    let model = sae_lm::load_model(&model_name, &AssetCache::from_env(), &device)?;
+    let model = crate::catalog::text_models().load(&model_name, &AssetCache::from_env(), &device)?;
     let rows = a.rows.min(store.len());
     let pb = bar(2 * rows, "rows");
     let density = densities(sae.as_ref(), &store, rows, 4096, |d| pb.set_position(d))?;
@@ -82,6 +83,6 @@ pub fn run(a: ReportArgs) -> Result<()> {
         figures.push(("Feature density".to_string(), e.with_file_name("density.svg")));
     }
     report.write(&a.out, &figures)?;
-    println!("report {} and {} ({} features)", a.out.join("report.html").display(), a.out.join("report.json").display(), chosen.len());
+    say!("report {} and {} ({} features)", a.out.join("report.html").display(), a.out.join("report.json").display(), chosen.len());
     Ok(())
 }

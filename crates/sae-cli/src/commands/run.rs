@@ -14,7 +14,7 @@ use crate::backend::Backend;
 /// Arguments of `sae run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Model: `minilm` or `smollm2`.
+    /// Model (`sae assets list` shows the registered ones: `minilm`, `smollm2`).
     #[arg(long)]
     model: String,
     /// The text, tokenised as the model's own tokenizer configuration says (special tokens
@@ -36,7 +36,7 @@ pub struct RunArgs {
 /// Runs `sae run`.
 pub fn run(args: RunArgs) -> Result<()> {
     let device = args.backend.device()?;
-    let model = sae_lm::load_model(&args.model, &AssetCache::from_env(), &device)?;
+    let model = crate::catalog::text_models().load(&args.model, &AssetCache::from_env(), &device)?;
     model.check_hook(&args.hook)?;
     let ids = model.tokenize(&args.text)?;
     let mut capture = Capture::new([args.hook.clone()]);
@@ -47,8 +47,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let values = rows.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading activations: {e:?}"))?;
     write_npy(&args.out, &[n, d], &values)?;
     let tokens: Vec<String> = ids.iter().map(|&i| model.tokenizer().token(i)).collect();
-    println!("token_ids: {ids:?}");
-    println!("tokens: {tokens:?}");
-    println!("wrote {} [{n}, {d}] at {}", args.out.display(), args.hook);
+    say!("token_ids: {ids:?}");
+    say!("tokens: {tokens:?}");
+    say!("wrote {} [{n}, {d}] at {}", args.out.display(), args.hook);
     Ok(())
 }

@@ -37,9 +37,9 @@ pub fn run(args: StoreArgs) -> Result<()> {
             let s = ActivationStore::open(&store)?;
             let n = rows.min(s.len()) as usize;
             let mut values = Vec::new();
-            s.read_rows(0, n, &mut values)?;
+            s.append_rows(0, n, &mut values)?;
             write_npy(&out, &[n, s.d_in()], &values)?;
-            println!("wrote {} [{n}, {}] from {} ({} rows in the store)", out.display(), s.d_in(), store.display(), s.len());
+            say!("wrote {} [{n}, {}] from {} ({} rows in the store)", out.display(), s.d_in(), store.display(), s.len());
         }
     }
     Ok(())

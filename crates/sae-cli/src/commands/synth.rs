@@ -68,6 +68,6 @@ pub fn run(a: SynthArgs) -> Result<()> {
     let pb = bar(a.tokens, "tokens");
     let store = generator.write_store(&a.out, |n| pb.set_position(n))?;
     pb.finish_and_clear();
-    println!("wrote {} rows of width {} to {} (ground truth: {})", store.len(), store.d_in(), a.out.display(), a.out.join(GROUND_TRUTH_FILE).display());
+    say!("wrote {} rows of width {} to {} (ground truth: {})", store.len(), store.d_in(), a.out.display(), a.out.join(GROUND_TRUTH_FILE).display());
     Ok(())
 }

@@ -57,6 +57,14 @@ pub struct TrainArgs {
     backend: Backend,
 }
 
+/// `v` as a TOML integer (an `i64`): a larger value is an error, not a negative number.
+fn toml_int(flag: &str, v: u64) -> Result<toml::Value> {
+    match i64::try_from(v) {
+        Ok(i) => Ok(i.into()),
+        Err(_) => bail!("--{flag} {v} is larger than a config integer can hold ({})", i64::MAX),
+    }
+}
+
 fn build_config(a: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
     let (mut table, origin) = match &a.config {
         Some(path) => {
@@ -76,16 +84,16 @@ fn build_config(a: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
         put("out", v.display().to_string().into());
     }
     if let Some(v) = a.seed {
-        put("seed", (v as i64).into());
+        put("seed", toml_int("seed", v as u64)?);
     }
     if let Some(v) = a.tokens {
-        put("tokens", (v as i64).into());
+        put("tokens", toml_int("tokens", v as u64)?);
     }
     if let Some(v) = a.checkpoint_every {
-        put("checkpoint_every", (v as i64).into());
+        put("checkpoint_every", toml_int("checkpoint-every", v as u64)?);
     }
     if let Some(v) = a.batch_size {
-        put("batch_size", (v as i64).into());
+        put("batch_size", toml_int("batch-size", v as u64)?);
     }
     if let Some(v) = a.lr {
         put("lr", v.into());
@@ -99,7 +107,7 @@ fn build_config(a: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
         let (Some(arch), Some(d_sae)) = (&a.arch, a.d_sae) else { bail!("the short form needs both --arch and --d-sae") };
         let mut sae = toml::Table::new();
         sae.insert("architecture".into(), arch.clone().into());
-        sae.insert("d_sae".into(), (d_sae as i64).into());
+        sae.insert("d_sae".into(), toml_int("d-sae", d_sae as u64)?);
         if let Some(k) = a.k {
             // A whole k is written as an integer (TopK's k counts latents; the batch variants'
             // average k reads an integer too), a fractional one as a float.
@@ -122,6 +130,13 @@ fn build_config(a: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
 /// Runs `sae train`.
 pub fn run(a: TrainArgs) -> Result<()> {
     let (cfg, origin) = build_config(&a)?;
+    // Refuse an SAE the machine cannot hold before initialising it (an allocation failure
+    // aborts without a message).
+    if let Ok(store) = sae_data::store::ActivationStore::open(&cfg.data) {
+        for (i, spec) in cfg.saes.iter().enumerate() {
+            crate::memory::ensure_fits(&format!("sae[{i}] (d_in {}, d_sae {})", store.d_in(), spec.d_sae), crate::memory::training_bytes(store.d_in(), spec.d_sae))?;
+        }
+    }
     let device = a.backend.device()?;
     let out = cfg.out.clone();
     let mut trainer = Trainer::new(cfg, Path::new(&origin), &crate::policy::registry(), &device, a.resume)?;
@@ -133,12 +148,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         pb.set_message(format!("{:.0} tok/s", p.tokens as f64 / start.elapsed().as_secs_f64().max(1e-9)));
     })?;
     pb.finish_and_clear();
-    println!("trained {} step(s) in {:.1} s; skipped {} non-finite row(s)", summary.steps, start.elapsed().as_secs_f64(), summary.skipped_rows);
+    say!("trained {} step(s) in {:.1} s; skipped {} non-finite row(s)", summary.steps, start.elapsed().as_secs_f64(), summary.skipped_rows);
     for o in &summary.outputs {
-        println!("saved {}", o.display());
+        say!("saved {}", o.display());
     }
     match sae_train::plot::plot_metrics(&out.join(sae_train::trainer::METRICS_FILE), &out.join("training_curves")) {
-        Ok(fig) => println!("curves {} {}", fig.png.display(), fig.svg.display()),
+        Ok(fig) => say!("curves {} {}", fig.png.display(), fig.svg.display()),
         Err(e) => eprintln!("warning: could not draw the training curves: {e}"),
     }
     Ok(())

@@ -222,7 +222,7 @@ fn store_export_writes_the_first_rows() {
     assert_eq!(x.shape, vec![120, 8]);
     let opened = sae_data::store::ActivationStore::open(&store).unwrap();
     let mut direct = Vec::new();
-    opened.read_rows(0, 120, &mut direct).unwrap();
+    opened.append_rows(0, 120, &mut direct).unwrap();
     assert_eq!(x.values, direct);
     // More rows than the store holds: all of them.
     let out = sae(&["store", "export", "--store", s(&store), "--rows", "100000", "--out", s(&npy)]);
@@ -230,4 +230,24 @@ fn store_export_writes_the_first_rows() {
     assert_eq!(read_npy(&npy).unwrap().shape, vec![300, 8]);
     // Not a store.
     fails_with(&sae(&["store", "export", "--store", s(dir.path()), "--rows", "5", "--out", s(&npy)]), &["metadata.json"]);
+}
+
+#[test]
+fn a_full_or_closed_stdout_is_an_error_not_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // A full stdout: the write error is reported, exit status 1 (a panic would be 101).
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sae")).args(["assets", "list"]).stdout(full).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("writing to standard output") && !err.contains("panicked"), "{err}");
+    // A closed pipe (`| head`): ends quietly with the SIGPIPE status, no panic message.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sae")).args(["assets", "list"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(status.code() == Some(141) || status.success(), "{status:?}: {err}");
 }

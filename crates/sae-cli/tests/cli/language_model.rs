@@ -35,7 +35,7 @@ fn fails_with(out: &Output, needles: &[&str]) {
 /// SHA-256 checked, when missing).
 fn models_fetched() {
     let cache = sae_assets::AssetCache::from_env();
-    for asset in [&sae_assets::catalog::SMOLLM2, &sae_assets::catalog::MINILM] {
+    for asset in [&sae_lm::assets::SMOLLM2, &sae_lm::assets::MINILM] {
         cache.fetch(asset, |l| eprintln!("{l}")).unwrap_or_else(|e| panic!("{e}"));
     }
 }
@@ -78,4 +78,6 @@ fn generate_plain_and_steered_from_an_sae_directory() {
     fails_with(&sae(&["generate", "--prompt", "x", "--sae", dir, "--hook", "blocks.3.hook_resid", "--steer", "0:1"]), &["unknown hook point", "blocks.{i}.hook_resid_post"]);
     fails_with(&sae(&["generate", "--prompt", "x", "--sae", dir, "--hook", "blocks.3.hook_resid_post", "--steer", "7:1"]), &["feature 7", "2 latents"]);
     fails_with(&sae(&["generate", "--model", "minilm", "--prompt", "x"]), &["not a causal language model"]);
+    // Steering with an SAE whose width is not the hook's is a typed error (576 vs the MLP's 1536).
+    fails_with(&sae(&["generate", "--prompt", "x", "--sae", dir, "--hook", "blocks.3.mlp.hook_post", "--steer", "0:1"]), &["steering direction", "[576]", "[1536]"]);
 }

@@ -139,6 +139,18 @@ fn bad_training_input_is_a_typed_error() {
     fails(sae(&["train", "--data", s(&store), "--arch", "nope", "--d-sae", "8", "--out", s(&out)]), &["nope", "topk"]);
     fails(train(&tmp.path().join("missing"), &out, &[]), &["missing", "metadata.json"]);
     fails(sae(&["train", "--data", s(&store), "--arch", "topk", "--d-sae", "8", "--k", "2", "--out", s(&tmp.path().join("fresh")), "--resume"]), &["no checkpoint"]);
+    // Sizes that cannot be held: refused before anything is allocated, with the size in the
+    // message (not an abort, and not a wrapped negative number).
+    let huge = |d_sae: &str| sae(&["train", "--data", s(&store), "--arch", "topk", "--d-sae", d_sae, "--k", "2", "--out", s(&tmp.path().join("huge"))]);
+    fails(huge("1000000000000"), &["sae[0]", "d_sae 1000000000000", "GiB"]);
+    fails(huge("18446744073709551615"), &["--d-sae 18446744073709551615", "larger than a config integer"]);
+    // A store whose writer was killed is not trained on as if it were whole.
+    let meta = store.join("metadata.json");
+    let whole = std::fs::read_to_string(&meta).unwrap();
+    assert!(whole.contains("\"complete\": true"), "{whole}");
+    std::fs::write(&meta, whole.replace("\"complete\": true", "\"complete\": false")).unwrap();
+    fails(train(&store, &out, &[]), &["metadata.json", "incomplete"]);
+    std::fs::write(&meta, &whole).unwrap();
     // A truncated shard.
     let shard = store.join("shard-000000.safetensors");
     let bytes = std::fs::read(&shard).unwrap();

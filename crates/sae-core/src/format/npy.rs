@@ -59,9 +59,9 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<NpyArray> {
     };
     let end = start.checked_add(header_len).filter(|e| *e <= bytes.len()).ok_or_else(|| bad("truncated header".into()))?;
     let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| bad("header is not text".into()))?;
-    let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no `descr`".into()))?;
-    let fortran = dict_value(header, "fortran_order").ok_or_else(|| bad("header has no `fortran_order`".into()))?;
-    let shape_text = dict_value(header, "shape").ok_or_else(|| bad("header has no `shape`".into()))?;
+    let entries = header_dict(header).map_err(bad)?;
+    let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| *v).ok_or_else(|| bad(format!("header has no `{key}`")));
+    let (descr, fortran, shape_text) = (get("descr")?, get("fortran_order")?, get("shape")?);
     if fortran.trim() != "False" {
         return Err(bad("Fortran-order arrays are not supported; save with np.ascontiguousarray".into()));
     }
@@ -74,7 +74,7 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<NpyArray> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| bad(format!("bad shape entry `{s}`"))))
         .collect::<Result<Vec<_>>>()?;
-    let count: usize = shape.iter().product();
+    let count = shape.iter().try_fold(1usize, |n, d| n.checked_mul(*d)).ok_or_else(|| bad(format!("shape {shape:?} has more elements than memory can address")))?;
     let descr = descr.trim().trim_matches('\'').trim_matches('"');
     let data = &bytes[end..];
     let width = match descr {
@@ -106,23 +106,44 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<NpyArray> {
     Ok(NpyArray { shape, values })
 }
 
-/// Extracts the text of `'key': value` from a NumPy header dict (value ends at the next
-/// top-level comma or closing brace).
-fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let pat_single = format!("'{key}':");
-    let pat_double = format!("\"{key}\":");
-    let pos = header.find(&pat_single).map(|p| p + pat_single.len()).or_else(|| header.find(&pat_double).map(|p| p + pat_double.len()))?;
-    let rest = &header[pos..];
-    let mut depth = 0i32;
-    for (i, ch) in rest.char_indices() {
+/// The keys of a NumPy header dict.
+const HEADER_KEYS: [&str; 3] = ["descr", "fortran_order", "shape"];
+
+/// The `(key, value text)` entries of a NumPy header dict (`{'descr': '<f4', 'fortran_order':
+/// False, 'shape': (3, 4), }`), split at top-level commas. NumPy writes exactly the three
+/// [`HEADER_KEYS`]; a header with another key, or with one twice (where Python's dict would keep
+/// the last and a first-match scan the first), is refused rather than guessed at.
+fn header_dict(header: &str) -> std::result::Result<Vec<(String, &str)>, String> {
+    let body = header.trim().strip_prefix('{').and_then(|b| b.strip_suffix('}')).ok_or("header is not a dict")?;
+    let mut entries: Vec<(String, &str)> = Vec::new();
+    let (mut depth, mut from) = (0i32, 0usize);
+    let mut pieces = Vec::new();
+    for (i, ch) in body.char_indices() {
         match ch {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' | '}' if depth == 0 => return Some(&rest[..i]),
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                pieces.push(&body[from..i]);
+                from = i + 1;
+            }
             _ => {}
         }
     }
-    None
+    pieces.push(&body[from..]);
+    for piece in pieces.into_iter().filter(|p| !p.trim().is_empty()) {
+        let (key, value) = piece.split_once(':').ok_or_else(|| format!("header entry `{}` has no value", piece.trim()))?;
+        let key = key.trim();
+        let unquoted = key.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')).or_else(|| key.strip_prefix('"').and_then(|k| k.strip_suffix('"')));
+        let key = unquoted.ok_or_else(|| format!("header key {key} is not a quoted string"))?;
+        if !HEADER_KEYS.contains(&key) {
+            return Err(format!("unknown header key `{key}` (a NumPy header has {})", HEADER_KEYS.join(", ")));
+        }
+        if entries.iter().any(|(k, _)| k == key) {
+            return Err(format!("header key `{key}` appears twice"));
+        }
+        entries.push((key.to_string(), value));
+    }
+    Ok(entries)
 }
 
 /// Serialises an f32 array as `.npy` (format 1.0) bytes.
@@ -171,6 +192,38 @@ mod tests {
         let err = parse_npy(&bytes[..bytes.len() - 3], Path::new("t.npy")).unwrap_err();
         assert!(matches!(err, SaeError::CorruptFile { .. }), "{err}");
         assert!(err.to_string().contains("t.npy"));
+    }
+
+    /// A version-1 `.npy` with `header` (padded as NumPy pads it) and `data`.
+    fn with_header(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = header.to_string();
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn overflowing_shapes_duplicate_and_unknown_keys_are_typed_errors() {
+        let origin = Path::new("x.npy");
+        let ok = with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", &[0; 8]);
+        assert_eq!(parse_npy(&ok, origin).unwrap().values, vec![0.0, 0.0]);
+        // 2^32 · 2^32 wraps to 0 in a plain multiply, which an empty data section would satisfy.
+        let huge = with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", &[]);
+        let err = parse_npy(&huge, origin).unwrap_err().to_string();
+        assert!(err.contains("more elements than memory"), "{err}");
+        let twice = with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'shape': (1,), }", &[0; 8]);
+        assert!(parse_npy(&twice, origin).unwrap_err().to_string().contains("appears twice"));
+        let extra = with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'align': True}", &[0; 8]);
+        assert!(parse_npy(&extra, origin).unwrap_err().to_string().contains("unknown header key `align`"));
+        let not_dict = with_header("'descr': '<f4'", &[]);
+        assert!(parse_npy(&not_dict, origin).unwrap_err().to_string().contains("not a dict"));
     }
 
     #[test]

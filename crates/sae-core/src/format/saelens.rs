@@ -87,9 +87,13 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
             && shape.len() == 2
             && shape[0] == scale.len()
         {
+            // A W_dec without columns has nothing to scale (its shape is then the schema's to
+            // refuse); `chunks_mut(0)` would panic.
             let cols = shape[1];
-            for (row, s) in w.chunks_mut(cols).zip(&scale) {
-                row.iter_mut().for_each(|v| *v *= s);
+            if cols > 0 {
+                for (row, s) in w.chunks_mut(cols).zip(&scale) {
+                    row.iter_mut().for_each(|v| *v *= s);
+                }
             }
             notes.push("pre-6 `scaling_factor` folded into W_dec".into());
         } else {

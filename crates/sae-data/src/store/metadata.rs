@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use sae_core::RowMetaKind;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
@@ -16,6 +17,21 @@ pub const ACTIVATIONS_TENSOR: &str = "activations";
 /// [`StoreMetadata::tokens`]: the token id, its position in its context window, and the index
 /// of that window.
 pub const TOKEN_TENSORS: [&str; 3] = ["token_ids", "positions", "sequences"];
+/// Names of the per-row tensors of a store of image patches: image index, patch row, patch column.
+pub const PATCH_TENSORS: [&str; 3] = ["patch_images", "patch_rows", "patch_cols"];
+/// Names of the per-row tensors of a store of diffusion activations: sample, denoising step,
+/// row and column in the feature map.
+pub const DIFFUSION_TENSORS: [&str; 4] = ["diffusion_samples", "diffusion_steps", "diffusion_ys", "diffusion_xs"];
+
+/// The per-row tensors (`u32` `[rows]`, in the order of [`RowMetaKind::field_names`]) that a
+/// store keeping `kind` metadata holds in every shard.
+pub fn meta_tensors(kind: RowMetaKind) -> &'static [&'static str] {
+    match kind {
+        RowMetaKind::Token => &TOKEN_TENSORS,
+        RowMetaKind::Patch => &PATCH_TENSORS,
+        RowMetaKind::Diffusion => &DIFFUSION_TENSORS,
+    }
+}
 
 /// One committed shard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,18 +65,45 @@ pub struct StoreMetadata {
     pub complete: bool,
     /// Free-form description of where the activations came from (model, hook, corpus, generator).
     pub source: serde_json::Value,
-    /// Whether each shard also holds the token id, position and window of every row
-    /// ([`TOKEN_TENSORS`]); stores of model activations do, synthetic ones do not.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub tokens: bool,
+    /// What each shard also holds about every row ([`meta_tensors`]): the token of a text
+    /// model's row, the patch of an image model's, the position of a diffusion model's; `None`
+    /// for rows with no origin (synthetic data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_meta: Option<RowMetaKind>,
+    /// How the first stores said [`RowMetaKind::Token`] (`"tokens": true`); read, never written.
+    #[serde(default, skip_serializing)]
+    tokens: bool,
 }
 
 impl StoreMetadata {
     /// Parses and checks metadata read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let meta = parse_metadata(text, path)?;
+        let mut meta = parse_metadata(text, path)?;
+        if std::mem::take(&mut meta.tokens) {
+            if meta.row_meta.is_some_and(|k| k != RowMetaKind::Token) {
+                return Err(DataError::Metadata { path: path.to_path_buf(), field: "tokens".into(), reason: "`tokens: true` contradicts `row_meta`".into() });
+            }
+            meta.row_meta = Some(RowMetaKind::Token);
+        }
         meta.validate(path)?;
         Ok(meta)
+    }
+
+    /// The metadata of a new, empty store.
+    pub fn new(d_in: usize, shard_rows: usize, source: serde_json::Value, row_meta: Option<RowMetaKind>) -> Self {
+        Self {
+            format: STORE_FORMAT.into(),
+            version: 1,
+            d_in,
+            dtype: "float32".into(),
+            count: 0,
+            shard_rows,
+            shards: Vec::new(),
+            complete: false,
+            source,
+            row_meta,
+            tokens: false,
+        }
     }
 
     /// Checks internal consistency: the format tag, a positive width, a known dtype, and a count
@@ -92,6 +135,11 @@ impl StoreMetadata {
         if let Some(s) = self.shards.iter().find(|s| s.file.contains('/') || s.file.contains('\\') || s.file.starts_with('.')) {
             return Err(bad("shards", format!("shard file `{}` must be a plain name inside the store", s.file)));
         }
+        // The writer names shard i `shard-{i:06}.safetensors`: a file listed twice, or out of
+        // order, would read rows twice or in another order without any other sign.
+        if let Some((i, s)) = self.shards.iter().enumerate().find(|(i, s)| s.file != shard_file(*i)) {
+            return Err(bad("shards", format!("entry {i} is `{}`, expected `{}` (shards listed twice, out of order or renamed)", s.file, shard_file(i))));
+        }
         Ok(())
     }
 
@@ -100,6 +148,11 @@ impl StoreMetadata {
         // Plain data: serialisation cannot fail.
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
+}
+
+/// The file name of shard `index`.
+pub fn shard_file(index: usize) -> String {
+    format!("shard-{index:06}.safetensors")
 }
 
 fn parse_metadata(text: &str, path: &Path) -> Result<StoreMetadata> {

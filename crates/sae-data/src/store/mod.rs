@@ -4,8 +4,9 @@
 //! and a `metadata.json` ([`StoreMetadata`]). The [`StoreWriter`] commits a shard at a time,
 //! each shard and then the metadata written atomically, so a killed writer leaves a valid,
 //! resumable store. The [`ActivationStore`] reader memory-maps the shards and checks each
-//! against the metadata. Stores of model activations also keep, per row, the token it came from
-//! ([`TokenRef`]: id, position, window), for top-activating examples. The reader is the
+//! against the metadata. Stores of model activations also keep, per row, where it came from
+//! ([`RowMeta`](sae_core::RowMeta): the token of a text, the patch of an image, the position of a
+//! diffusion step), for top-activating examples. The reader is the
 //! workspace's [`ActivationSource`](sae_core::ActivationSource) on disk.
 
 mod metadata;
@@ -13,17 +14,6 @@ mod reader;
 mod source;
 mod writer;
 
-pub use metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, STORE_FORMAT, ShardInfo, StoreMetadata, TOKEN_TENSORS};
+pub use metadata::{ACTIVATIONS_TENSOR, DIFFUSION_TENSORS, METADATA_FILE, PATCH_TENSORS, STORE_FORMAT, ShardInfo, StoreMetadata, TOKEN_TENSORS, meta_tensors, shard_file};
 pub use reader::ActivationStore;
 pub use writer::StoreWriter;
-
-/// Where one activation row came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TokenRef {
-    /// Token id in the model's vocabulary.
-    pub id: u32,
-    /// Position in its context window.
-    pub pos: u32,
-    /// Index of the context window in the harvest.
-    pub seq: u32,
-}

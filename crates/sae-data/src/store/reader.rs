@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
+use sae_core::{RowMeta, RowMetaKind};
 
-use super::TokenRef;
-use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, StoreMetadata, TOKEN_TENSORS};
+use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, StoreMetadata, meta_tensors};
 use crate::error::{DataError, Result};
 
 #[derive(Debug)]
@@ -16,8 +16,9 @@ struct MappedShard {
     map: Mmap,
     /// Byte offset of the activation data inside the file.
     data_start: usize,
-    /// Byte offsets of the token tensors ([`TOKEN_TENSORS`]), when the store keeps tokens.
-    token_starts: Option<[usize; 3]>,
+    /// Byte offsets of the row-metadata tensors ([`meta_tensors`]), one per field; empty when
+    /// the store keeps none.
+    meta_starts: Vec<usize>,
     rows: usize,
     /// Index of the shard's first row in the store.
     first_row: u64,
@@ -46,11 +47,25 @@ impl ActivationStore {
             // SAFETY: the map is read-only; shards are written once (atomically, by rename) and
             // never modified in place, so the mapped bytes do not change under us.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io("mapping shard", &path, e))?;
-            let (data_start, token_starts) = check_shard(&map, &path, info.rows, meta.d_in, meta.tokens)?;
-            shards.push(MappedShard { path, map, data_start, token_starts, rows: info.rows, first_row });
+            let (data_start, meta_starts) = check_shard(&map, &path, info.rows, meta.d_in, meta.row_meta)?;
+            shards.push(MappedShard { path, map, data_start, meta_starts, rows: info.rows, first_row });
             first_row += info.rows as u64;
         }
         Ok(Self { dir: dir.to_path_buf(), meta, shards })
+    }
+
+    /// `Ok` if the writer finished the store; an incomplete store (a harvest or `sae synth` that
+    /// was killed) is an error saying so, for readers that want all the data (training,
+    /// evaluation) rather than what happens to be committed.
+    pub fn require_complete(&self) -> Result<()> {
+        if self.meta.complete {
+            return Ok(());
+        }
+        Err(DataError::Metadata {
+            path: self.dir.join(METADATA_FILE),
+            field: "complete".into(),
+            reason: format!("the store is incomplete: {} rows committed by a writer that did not finish (a killed harvest or synth); write it again, or continue it with the command's --resume where it has one", self.meta.count),
+        })
     }
 
     /// The metadata.
@@ -78,8 +93,9 @@ impl ActivationStore {
         self.meta.d_in
     }
 
-    /// Appends rows `start .. start + n` (row-major) to `out`. Rows may span shards.
-    pub fn read_rows(&self, start: u64, n: usize, out: &mut Vec<f32>) -> Result<()> {
+    /// Appends rows `start .. start + n` (row-major) to `out`. Rows may span shards. (The
+    /// [`ActivationSource`](sae_core::ActivationSource) method `read_rows` replaces instead.)
+    pub fn append_rows(&self, start: u64, n: usize, out: &mut Vec<f32>) -> Result<()> {
         let d = self.meta.d_in;
         out.reserve(n * d);
         self.for_each_piece(start, n, |shard, local, take| {
@@ -109,21 +125,24 @@ impl ActivationStore {
         Ok(())
     }
 
-    /// The tokens of rows `start .. start + n`, or `None` if the store does not keep tokens.
-    pub fn read_tokens(&self, start: u64, n: usize) -> Result<Option<Vec<TokenRef>>> {
-        if !self.meta.tokens {
+    /// The metadata of rows `start .. start + n`, or `None` if the store keeps none.
+    pub fn row_meta(&self, start: u64, n: usize) -> Result<Option<Vec<RowMeta>>> {
+        let Some(kind) = self.meta.row_meta else {
             return Ok(None);
-        }
+        };
         let mut out = Vec::with_capacity(n);
+        let mut fields = Vec::with_capacity(4);
         self.for_each_piece(start, n, |shard, local, take| {
-            let Some(starts) = shard.token_starts else {
-                return Err(DataError::Shard { path: shard.path.clone(), reason: "no token tensors".into() });
-            };
-            let at = |which: usize, r: usize| {
-                let b = starts[which] + (local + r) * 4;
-                u32::from_le_bytes([shard.map[b], shard.map[b + 1], shard.map[b + 2], shard.map[b + 3]])
-            };
-            out.extend((0..take).map(|r| TokenRef { id: at(0, r), pos: at(1, r), seq: at(2, r) }));
+            for r in local..local + take {
+                fields.clear();
+                fields.extend(shard.meta_starts.iter().map(|&at| {
+                    let b = at + r * 4;
+                    u32::from_le_bytes([shard.map[b], shard.map[b + 1], shard.map[b + 2], shard.map[b + 3]])
+                }));
+                // The shard's tensors were checked against the kind on open.
+                let m = kind.from_fields(&fields).ok_or_else(|| DataError::Shard { path: shard.path.clone(), reason: format!("row {r} has no {kind:?} metadata") })?;
+                out.push(m);
+            }
             Ok(())
         })?;
         Ok(Some(out))
@@ -132,7 +151,7 @@ impl ActivationStore {
     /// Reads one row into `out` (replacing its contents).
     pub fn read_row(&self, index: u64, out: &mut Vec<f32>) -> Result<()> {
         out.clear();
-        self.read_rows(index, 1, out)
+        self.append_rows(index, 1, out)
     }
 
     /// The shard files, in order.
@@ -142,8 +161,8 @@ impl ActivationStore {
 }
 
 /// Validates a shard's safetensors header and size; returns the offsets of the activation data
-/// and (with `tokens`) of the token tensors.
-fn check_shard(map: &[u8], path: &Path, rows: usize, d_in: usize, tokens: bool) -> Result<(usize, Option<[usize; 3]>)> {
+/// and of the row-metadata tensors of `kind`.
+fn check_shard(map: &[u8], path: &Path, rows: usize, d_in: usize, kind: Option<RowMetaKind>) -> Result<(usize, Vec<usize>)> {
     let bad = |reason: String| DataError::Shard { path: path.to_path_buf(), reason };
     let tensors = SafeTensors::deserialize(map).map_err(|e| bad(format!("not a valid safetensors file ({e}); it may be truncated")))?;
     let view = tensors.tensor(ACTIVATIONS_TENSOR).map_err(|_| bad(format!("no `{ACTIVATIONS_TENSOR}` tensor")))?;
@@ -154,16 +173,16 @@ fn check_shard(map: &[u8], path: &Path, rows: usize, d_in: usize, tokens: bool) 
         return Err(bad(format!("`{ACTIVATIONS_TENSOR}` has shape {:?}, the metadata says [{rows}, {d_in}]", view.shape())));
     }
     let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
-    if !tokens {
-        return Ok((start, None));
-    }
-    let mut starts = [0usize; 3];
-    for (slot, name) in starts.iter_mut().zip(TOKEN_TENSORS) {
-        let t = tensors.tensor(name).map_err(|_| bad(format!("no `{name}` tensor, the metadata says the store keeps tokens")))?;
+    let Some(kind) = kind else {
+        return Ok((start, Vec::new()));
+    };
+    let mut starts = Vec::with_capacity(4);
+    for name in meta_tensors(kind) {
+        let t = tensors.tensor(name).map_err(|_| bad(format!("no `{name}` tensor, the metadata says the store keeps {kind:?} metadata")))?;
         if t.dtype() != Dtype::U32 || t.shape() != [rows] {
             return Err(bad(format!("`{name}` is {:?} {:?}, expected U32 [{rows}]", t.dtype(), t.shape())));
         }
-        *slot = t.data().as_ptr() as usize - map.as_ptr() as usize;
+        starts.push(t.data().as_ptr() as usize - map.as_ptr() as usize);
     }
-    Ok((start, Some(starts)))
+    Ok((start, starts))
 }

@@ -21,12 +21,11 @@ impl ActivationSource for ActivationStore {
 
     fn read_rows(&self, start: u64, n: usize, out: &mut Vec<f32>) -> sae_core::Result<()> {
         out.clear();
-        ActivationStore::read_rows(self, start, n, out).map_err(|e| source_error(self, e))
+        self.append_rows(start, n, out).map_err(|e| source_error(self, e))
     }
 
     fn read_meta(&self, start: u64, n: usize) -> sae_core::Result<Option<Vec<RowMeta>>> {
-        let tokens = self.read_tokens(start, n).map_err(|e| source_error(self, e))?;
-        Ok(tokens.map(|t| t.into_iter().map(|t| RowMeta::Token { id: t.id, pos: t.pos, window: t.seq }).collect()))
+        self.row_meta(start, n).map_err(|e| source_error(self, e))
     }
 
     fn name(&self) -> String {

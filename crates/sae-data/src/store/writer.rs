@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, tensor::TensorView};
 use sae_core::format::atomic::write_atomic;
+use sae_core::{RowMeta, RowMetaKind};
 
-use super::TokenRef;
-use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, STORE_FORMAT, ShardInfo, StoreMetadata, TOKEN_TENSORS};
+use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, ShardInfo, StoreMetadata, meta_tensors, shard_file};
 use crate::error::{DataError, Result};
 
 /// Appends activation rows to a store, committing one full shard at a time.
@@ -19,12 +19,19 @@ pub struct StoreWriter {
     dir: PathBuf,
     meta: StoreMetadata,
     pending: Vec<f32>,
-    pending_tokens: Vec<TokenRef>,
+    pending_meta: Vec<RowMeta>,
 }
 
 impl StoreWriter {
-    /// Starts a new store in `dir` (created if needed). Fails if `dir` already holds a store.
+    /// Starts a new store in `dir` (created if needed) whose rows carry no metadata. Fails if
+    /// `dir` already holds a store.
     pub fn create(dir: &Path, d_in: usize, shard_rows: usize, source: serde_json::Value) -> Result<Self> {
+        Self::create_with_meta(dir, d_in, shard_rows, source, None)
+    }
+
+    /// Starts a new store whose rows carry metadata of `kind` ([`StoreWriter::push_rows_with_meta`]);
+    /// `None` is [`StoreWriter::create`].
+    pub fn create_with_meta(dir: &Path, d_in: usize, shard_rows: usize, source: serde_json::Value, kind: Option<RowMetaKind>) -> Result<Self> {
         if d_in == 0 || shard_rows == 0 {
             return Err(DataError::invalid("d_in/shard_rows", "must be positive"));
         }
@@ -37,19 +44,8 @@ impl StoreWriter {
             });
         }
         std::fs::create_dir_all(dir).map_err(|e| DataError::io("creating", dir, e))?;
-        let meta = StoreMetadata {
-            format: STORE_FORMAT.into(),
-            version: 1,
-            d_in,
-            dtype: "float32".into(),
-            count: 0,
-            shard_rows,
-            shards: Vec::new(),
-            complete: false,
-            source,
-            tokens: false,
-        };
-        let writer = Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_tokens: Vec::new() };
+        let meta = StoreMetadata::new(d_in, shard_rows, source, kind);
+        let writer = Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_meta: Vec::new() };
         writer.write_metadata()?;
         Ok(writer)
     }
@@ -65,7 +61,7 @@ impl StoreWriter {
                 reason: "the store is already complete".into(),
             });
         }
-        Ok(Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_tokens: Vec::new() })
+        Ok(Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_meta: Vec::new() })
     }
 
     /// Rows safely on disk.
@@ -83,49 +79,44 @@ impl StoreWriter {
         self.meta.d_in
     }
 
-    /// Starts a new store whose rows carry their tokens ([`StoreWriter::push_rows_with_tokens`]).
-    pub fn create_with_tokens(dir: &Path, d_in: usize, shard_rows: usize, source: serde_json::Value) -> Result<Self> {
-        let mut w = Self::create(dir, d_in, shard_rows, source)?;
-        w.meta.tokens = true;
-        w.write_metadata()?;
-        Ok(w)
-    }
-
-    /// Appends rows with the token each came from (a store made by
-    /// [`StoreWriter::create_with_tokens`]); `tokens` has one entry per row.
-    pub fn push_rows_with_tokens(&mut self, rows: &[f32], tokens: &[TokenRef]) -> Result<()> {
-        if !self.meta.tokens {
-            return Err(DataError::invalid("tokens", "this store was created without tokens; use push_rows"));
+    /// Appends rows with where each came from (a store made by
+    /// [`StoreWriter::create_with_meta`]); `meta` has one entry per row, all of the store's kind.
+    pub fn push_rows_with_meta(&mut self, rows: &[f32], meta: &[RowMeta]) -> Result<()> {
+        let Some(kind) = self.meta.row_meta else {
+            return Err(DataError::invalid("row metadata", "this store was created without row metadata; use push_rows"));
+        };
+        if meta.len() * self.meta.d_in != rows.len() {
+            return Err(DataError::invalid("row metadata", format!("{} entries for {} values of width {}", meta.len(), rows.len(), self.meta.d_in)));
         }
-        if tokens.len() * self.meta.d_in != rows.len() {
-            return Err(DataError::invalid("tokens", format!("{} tokens for {} values of width {}", tokens.len(), rows.len(), self.meta.d_in)));
+        if let Some(other) = meta.iter().find(|m| m.kind() != kind) {
+            return Err(DataError::invalid("row metadata", format!("the store keeps {kind:?} metadata, got {other:?}")));
         }
-        self.push(rows, tokens)
+        self.push(rows, meta)
     }
 
     /// Appends rows (row-major, a multiple of `d_in` values), committing full shards.
     pub fn push_rows(&mut self, rows: &[f32]) -> Result<()> {
-        if self.meta.tokens {
-            return Err(DataError::invalid("tokens", "this store keeps the token of every row; use push_rows_with_tokens"));
+        if let Some(kind) = self.meta.row_meta {
+            return Err(DataError::invalid("row metadata", format!("this store keeps the {kind:?} metadata of every row; use push_rows_with_meta")));
         }
         self.push(rows, &[])
     }
 
-    fn push(&mut self, rows: &[f32], tokens: &[TokenRef]) -> Result<()> {
+    fn push(&mut self, rows: &[f32], meta: &[RowMeta]) -> Result<()> {
         if rows.len() % self.meta.d_in != 0 {
             return Err(DataError::invalid("rows", format!("{} values is not a whole number of rows of width {}", rows.len(), self.meta.d_in)));
         }
         let shard_len = self.meta.shard_rows * self.meta.d_in;
         let d = self.meta.d_in;
         let mut rest = rows;
-        let mut rest_tokens = tokens;
+        let mut rest_meta = meta;
         while !rest.is_empty() {
             let take = (shard_len - self.pending.len()).min(rest.len());
             self.pending.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if self.meta.tokens {
-                self.pending_tokens.extend_from_slice(&rest_tokens[..take / d]);
-                rest_tokens = &rest_tokens[take / d..];
+            if self.meta.row_meta.is_some() {
+                self.pending_meta.extend_from_slice(&rest_meta[..take / d]);
+                rest_meta = &rest_meta[take / d..];
             }
             if self.pending.len() == shard_len {
                 self.commit_shard()?;
@@ -146,22 +137,22 @@ impl StoreWriter {
 
     fn commit_shard(&mut self) -> Result<()> {
         let rows = self.pending.len() / self.meta.d_in;
-        let file = format!("shard-{:06}.safetensors", self.meta.shards.len());
+        let file = shard_file(self.meta.shards.len());
         let path = self.dir.join(&file);
         let bytes: Vec<u8> = self.pending.iter().flat_map(|v| v.to_le_bytes()).collect();
         let bad = |e: safetensors::SafeTensorError| DataError::Shard { path: path.clone(), reason: e.to_string() };
         let view = TensorView::new(Dtype::F32, vec![rows, self.meta.d_in], &bytes).map_err(bad)?;
-        let columns: [Vec<u8>; 3] = if self.meta.tokens {
-            let col = |f: fn(&TokenRef) -> u32| self.pending_tokens.iter().flat_map(|t| f(t).to_le_bytes()).collect::<Vec<u8>>();
-            [col(|t| t.id), col(|t| t.pos), col(|t| t.seq)]
-        } else {
-            Default::default()
-        };
-        let mut views = vec![(ACTIVATIONS_TENSOR, view)];
-        if self.meta.tokens {
-            for (name, col) in TOKEN_TENSORS.iter().zip(&columns) {
-                views.push((name, TensorView::new(Dtype::U32, vec![rows], col).map_err(bad)?));
+        // One little-endian u32 column per field of the kind.
+        let names: &[&str] = self.meta.row_meta.map_or(&[], meta_tensors);
+        let mut columns = vec![Vec::with_capacity(rows * 4); names.len()];
+        for m in &self.pending_meta {
+            for (col, v) in columns.iter_mut().zip(m.fields()) {
+                col.extend_from_slice(&v.to_le_bytes());
             }
+        }
+        let mut views = vec![(ACTIVATIONS_TENSOR, view)];
+        for (name, col) in names.iter().zip(&columns) {
+            views.push((name, TensorView::new(Dtype::U32, vec![rows], col).map_err(bad)?));
         }
         let serialized = safetensors::serialize(views, None).map_err(bad)?;
         // Shard first, then the metadata that points at it: a crash in between leaves an
@@ -170,7 +161,7 @@ impl StoreWriter {
         self.meta.shards.push(ShardInfo { file, rows });
         self.meta.count += rows as u64;
         self.pending.clear();
-        self.pending_tokens.clear();
+        self.pending_meta.clear();
         self.write_metadata()
     }
 

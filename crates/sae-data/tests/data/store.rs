@@ -32,12 +32,12 @@ fn rows_round_trip_across_shards() {
     assert_eq!((store.len(), store.d_in(), store.metadata().shards.len()), (53, 4, 6));
     assert!(store.metadata().complete);
     let mut out = Vec::new();
-    store.read_rows(0, 53, &mut out).unwrap();
+    store.append_rows(0, 53, &mut out).unwrap();
     assert_eq!(out, rows(53, 4, 0));
     out.clear();
-    store.read_rows(8, 15, &mut out).unwrap();
+    store.append_rows(8, 15, &mut out).unwrap();
     assert_eq!(out, rows(15, 4, 8));
-    assert!(matches!(store.read_rows(50, 4, &mut out), Err(DataError::Invalid { .. })));
+    assert!(matches!(store.append_rows(50, 4, &mut out), Err(DataError::Invalid { .. })));
 }
 
 #[test]
@@ -58,8 +58,8 @@ fn a_killed_writer_resumes_from_its_last_shard() {
     let resumed = ActivationStore::open(&dir).unwrap();
     let reference = write(&tmp.path().join("r"), 30, 3, 8);
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    resumed.read_rows(0, 30, &mut a).unwrap();
-    reference.read_rows(0, 30, &mut b).unwrap();
+    resumed.append_rows(0, 30, &mut a).unwrap();
+    reference.append_rows(0, 30, &mut b).unwrap();
     assert_eq!(a, b);
     assert!(matches!(StoreWriter::resume(&dir), Err(DataError::Metadata { field, .. }) if field == "complete"));
 }
@@ -121,31 +121,94 @@ fn metadata_that_disagrees_with_the_data_is_a_typed_error() {
 
 #[test]
 fn tokens_round_trip_beside_the_rows_across_shards() {
-    use sae_data::store::TokenRef;
+    use sae_core::{RowMeta, RowMetaKind};
     let dir = tempfile::tempdir().unwrap();
     let (n, d) = (23, 3);
-    let mut w = StoreWriter::create_with_tokens(dir.path(), d, 5, serde_json::json!({"model": "test"})).unwrap();
-    let tokens: Vec<TokenRef> = (0..n as u32).map(|i| TokenRef { id: 1000 + i, pos: i % 7, seq: i / 7 }).collect();
+    let mut w = StoreWriter::create_with_meta(dir.path(), d, 5, serde_json::json!({"model": "test"}), Some(RowMetaKind::Token)).unwrap();
+    let tokens: Vec<RowMeta> = (0..n as u32).map(|i| RowMeta::Token { id: 1000 + i, pos: i % 7, window: i / 7 }).collect();
     // Pushed in uneven pieces that straddle shard boundaries.
     let all = rows(n, d, 0);
     for (a, b) in [(0, 3), (3, 11), (11, 23)] {
-        w.push_rows_with_tokens(&all[a * d..b * d], &tokens[a..b]).unwrap();
+        w.push_rows_with_meta(&all[a * d..b * d], &tokens[a..b]).unwrap();
     }
     assert!(w.push_rows(&rows(1, d, 0)).is_err(), "a token store refuses rows without tokens");
-    assert!(w.push_rows_with_tokens(&rows(2, d, 0), &tokens[..1]).is_err(), "one token per row");
+    assert!(w.push_rows_with_meta(&rows(2, d, 0), &tokens[..1]).is_err(), "one token per row");
+    let patch = [RowMeta::Patch { image: 0, row: 0, col: 0 }];
+    assert!(w.push_rows_with_meta(&rows(1, d, 0), &patch).is_err(), "one kind per store");
     w.finish().unwrap();
     let store = ActivationStore::open(dir.path()).unwrap();
-    assert!(store.metadata().tokens);
-    assert_eq!(store.read_tokens(0, n).unwrap().unwrap(), tokens);
-    assert_eq!(store.read_tokens(4, 9).unwrap().unwrap(), tokens[4..13].to_vec());
+    assert_eq!(store.metadata().row_meta, Some(RowMetaKind::Token));
+    assert_eq!(store.row_meta(0, n).unwrap().unwrap(), tokens);
+    assert_eq!(store.row_meta(4, 9).unwrap().unwrap(), tokens[4..13].to_vec());
     let mut out = Vec::new();
-    store.read_rows(0, n, &mut out).unwrap();
+    store.append_rows(0, n, &mut out).unwrap();
     assert_eq!(out, all);
-    assert!(store.read_tokens(20, 5).is_err());
-    // A store without tokens says so, and refuses tokens.
+    assert!(store.row_meta(20, 5).is_err());
+    // A store without metadata says so, and refuses it.
     let plain = tempfile::tempdir().unwrap();
     let s = write(plain.path(), 4, 2, 3);
-    assert_eq!(s.read_tokens(0, 2).unwrap(), None);
+    assert_eq!(s.row_meta(0, 2).unwrap(), None);
     let mut w = StoreWriter::create(&plain.path().join("x"), 2, 3, serde_json::json!({})).unwrap();
-    assert!(w.push_rows_with_tokens(&rows(1, 2, 0), &tokens[..1]).is_err());
+    assert!(w.push_rows_with_meta(&rows(1, 2, 0), &tokens[..1]).is_err());
+}
+
+#[test]
+fn patch_and_diffusion_metadata_round_trip_and_the_first_stores_still_read() {
+    use sae_core::{RowMeta, RowMetaKind};
+    let d = 2;
+    let cases: [(RowMetaKind, fn(u32) -> RowMeta); 2] = [
+        (RowMetaKind::Patch, |i| RowMeta::Patch { image: i / 4, row: (i / 2) % 2, col: i % 2 }),
+        (RowMetaKind::Diffusion, |i| RowMeta::Diffusion { sample: i / 8, step: i / 4, y: (i / 2) % 2, x: i % 2 }),
+    ];
+    for (kind, make) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = StoreWriter::create_with_meta(dir.path(), d, 3, serde_json::json!({}), Some(kind)).unwrap();
+        let meta: Vec<RowMeta> = (0..10).map(make).collect();
+        w.push_rows_with_meta(&rows(10, d, 0), &meta).unwrap();
+        w.finish().unwrap();
+        let store = ActivationStore::open(dir.path()).unwrap();
+        assert_eq!(store.row_meta(0, 10).unwrap().unwrap(), meta, "{kind:?}");
+        let text = std::fs::read_to_string(dir.path().join("metadata.json")).unwrap();
+        assert!(text.contains(&format!("{kind:?}").to_lowercase()), "{text}");
+    }
+    // `"tokens": true` (how the first stores said it) reads as token metadata.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = StoreWriter::create_with_meta(dir.path(), d, 3, serde_json::json!({}), Some(RowMetaKind::Token)).unwrap();
+    w.push_rows_with_meta(&rows(1, d, 0), &[RowMeta::Token { id: 1, pos: 2, window: 3 }]).unwrap();
+    w.finish().unwrap();
+    let path = dir.path().join("metadata.json");
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"row_meta\": \"token\"", "\"tokens\": true");
+    assert!(text.contains("\"tokens\": true"), "{text}");
+    std::fs::write(&path, text).unwrap();
+    let store = ActivationStore::open(dir.path()).unwrap();
+    assert_eq!(store.row_meta(0, 1).unwrap().unwrap(), vec![RowMeta::Token { id: 1, pos: 2, window: 3 }]);
+}
+
+#[test]
+fn shards_listed_twice_or_out_of_order_and_incomplete_stores_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = write(tmp.path(), 25, 2, 10);
+    assert!(store.require_complete().is_ok());
+    let path = tmp.path().join("metadata.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut meta: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Shard 0 listed in place of shard 1: the counts still add up.
+    let shards = meta["shards"].as_array_mut().unwrap();
+    shards[1]["file"] = shards[0]["file"].clone();
+    shards[1]["rows"] = shards[0]["rows"].clone();
+    std::fs::write(&path, serde_json::to_string(&meta).unwrap()).unwrap();
+    let err = ActivationStore::open(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("entry 1") && err.contains("shard-000001.safetensors"), "{err}");
+    // Two shards swapped.
+    let mut meta: serde_json::Value = serde_json::from_str(&text).unwrap();
+    meta["shards"].as_array_mut().unwrap().swap(0, 1);
+    std::fs::write(&path, serde_json::to_string(&meta).unwrap()).unwrap();
+    assert!(ActivationStore::open(tmp.path()).unwrap_err().to_string().contains("out of order"));
+    // A store whose writer did not finish opens (to resume it), but says so to those who want it all.
+    let mut meta: serde_json::Value = serde_json::from_str(&text).unwrap();
+    meta["complete"] = false.into();
+    std::fs::write(&path, serde_json::to_string(&meta).unwrap()).unwrap();
+    let store = ActivationStore::open(tmp.path()).unwrap();
+    let err = store.require_complete().unwrap_err().to_string();
+    assert!(err.contains("incomplete") && err.contains("25 rows"), "{err}");
 }

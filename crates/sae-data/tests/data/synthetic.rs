@@ -101,7 +101,7 @@ fn write_store_writes_rows_and_ground_truth_and_resumes() {
     let truth = GroundTruth::load(&tmp.path().join(GROUND_TRUTH_FILE)).unwrap();
     assert_eq!(&truth, g.ground_truth());
     let mut rows = Vec::new();
-    store.read_rows(4096 * 3, 10, &mut rows).unwrap();
+    store.append_rows(4096 * 3, 10, &mut rows).unwrap();
     assert_eq!(rows, g.block(3, 10));
     // Opening again with the same settings is a no-op; other settings are refused.
     assert_eq!(g.write_store(tmp.path(), |_| {}).unwrap().len(), 70_000);

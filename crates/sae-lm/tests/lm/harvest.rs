@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 use sae_core::hooks::Capture;
-use sae_assets::{AssetCache, catalog};
+use sae_assets::AssetCache;
+use sae_core::{HookedModel, RowMeta};
+use sae_lm::assets as catalog;
 use sae_data::store::ActivationStore;
 use sae_lm::harvest::{HarvestSettings, harvest, read_corpus};
 use sae_lm::minilm::MiniLm;
@@ -48,17 +50,20 @@ fn harvested_rows_equal_a_direct_forward_and_carry_their_tokens() {
     assert!(calls >= 1);
     let store = ActivationStore::open(&out).unwrap();
     assert_eq!((store.len(), store.d_in()), (40, 384));
-    let tokens = store.read_tokens(0, 40).unwrap().unwrap();
-    assert!(tokens.iter().all(|t| t.pos >= 1 && t.pos <= 10), "framing rows were excluded");
+    let tokens: Vec<(u32, u32)> = store.row_meta(0, 40).unwrap().unwrap().into_iter().map(|m| match m {
+        RowMeta::Token { id, pos, .. } => (id, pos),
+        other => panic!("{other:?}"),
+    }).collect();
+    assert!(tokens.iter().all(|t| t.1 >= 1 && t.1 <= 10), "framing rows were excluded");
     // The first window, run directly: its rows 1..=10 are the store's first ten rows.
     let body: Vec<u32> = model.tokenizer().encode(TEXT, false).unwrap()[..10].to_vec();
     let ids = model.frame(&body);
-    assert_eq!(tokens[..10].iter().map(|t| t.id).collect::<Vec<_>>(), body);
+    assert_eq!(tokens[..10].iter().map(|t| t.0).collect::<Vec<_>>(), body);
     let mut capture = Capture::new(["blocks.2.hook_resid_post"]);
     model.forward(&[ids], &mut capture).unwrap();
     let direct = capture.get("blocks.2.hook_resid_post").unwrap().flat_rows().into_data().try_to_vec::<f32>().unwrap();
     let mut stored = Vec::new();
-    store.read_rows(0, 10, &mut stored).unwrap();
+    store.append_rows(0, 10, &mut stored).unwrap();
     // A batch of two windows and one window alone are different products: equal within the f32
     // error model after the 3 blocks up to blocks.2.
     assert_rows_within("stored rows vs a direct forward", &stored, &direct[384..11 * 384], 384, stream_bound(3 * PRODUCTS_PER_BLOCK, 1536));
@@ -70,7 +75,7 @@ fn harvested_rows_equal_a_direct_forward_and_carry_their_tokens() {
     assert!(r.dropped_outliers > 0 && r.reference_norm.is_some());
     // Asking for an unknown hook lists the valid ones; an existing store is not overwritten.
     let bad = HarvestSettings { hook: "blocks.2.resid".into(), ..settings.clone() };
-    assert!(matches!(harvest(&model, &corpus, &bad, &dir.path().join("s3"), |_, _| {}), Err(LmError::UnknownHook { .. })));
+    assert!(matches!(harvest(&model, &corpus, &bad, &dir.path().join("s3"), |_, _| {}), Err(LmError::Core(sae_core::SaeError::UnknownHook { .. }))));
     assert!(harvest(&model, &corpus, &settings, &out, |_, _| {}).is_err());
 }
 

@@ -13,10 +13,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 use sae_core::hooks::{Capture, Hooks, NoHooks};
 use sae_core::params::{ParamSet, ParamTensor};
 use sae_core::{Sae, SaeConfig};
-use sae_assets::{AssetCache, catalog};
+use sae_assets::AssetCache;
+use sae_core::HookedModel;
+use sae_lm::assets as catalog;
 use sae_lm::downstream::downstream_loss;
 use sae_lm::generate::{generate_greedy, generate_greedy_uncached, next_token_loss};
-use sae_lm::intervene::{FeatureEdit, Intervention, Splice};
+use sae_hooked::intervene::{FeatureEdit, Intervention, Splice};
 use sae_lm::smollm2::SmolLm2;
 use sae_lm::{LanguageModel, LmError};
 

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use sae_core::format::npy::read_npy;
 use sae_core::hooks::{Capture, NoHooks};
-use sae_assets::{AssetCache, catalog};
+use sae_assets::AssetCache;
+use sae_core::HookedModel;
+use sae_lm::assets as catalog;
 use sae_lm::minilm::MiniLm;
 use sae_lm::{LanguageModel, LmError};
 
@@ -78,10 +80,10 @@ fn minilm_matches_transformers_and_the_published_cosines() {
 
     // Bad input: unknown hook names list the valid ones; out-of-vocabulary ids; empty batch.
     let err = model.check_hook("blocks.2.hook_resid_postt").unwrap_err();
-    assert!(matches!(err, LmError::UnknownHook { .. }) && err.to_string().contains("blocks.{i}.hook_resid_post"), "{err}");
+    assert!(matches!(err, sae_core::SaeError::UnknownHook { .. }) && err.to_string().contains("blocks.{i}.hook_resid_post"), "{err}");
     assert!(model.check_hook("blocks.5.attn.hook_z").is_ok());
-    assert!(matches!(model.forward(&[vec![101, 999_999]], &mut NoHooks), Err(LmError::Input(_))));
-    assert!(matches!(model.forward(&[], &mut NoHooks), Err(LmError::Input(_))));
+    assert!(matches!(model.forward(&[vec![101, 999_999]], &mut NoHooks).map_err(LmError::from), Err(LmError::Input(_))));
+    assert!(matches!(model.forward(&[], &mut NoHooks).map_err(LmError::from), Err(LmError::Input(_))));
 
     // LN-free forward: every LayerNorm frozen to the scale it computes on one input leaves that
     // input's output unchanged, and changes another's.

@@ -15,7 +15,9 @@ use std::sync::OnceLock;
 use burn::tensor::Device;
 use sae_core::format::npy::read_npy;
 use sae_core::hooks::{Capture, HookTensor, NoHooks};
-use sae_assets::{AssetCache, catalog};
+use sae_assets::AssetCache;
+use sae_core::HookedModel;
+use sae_lm::assets as catalog;
 use sae_lm::generate::{generate_greedy, next_token_loss};
 use sae_lm::smollm2::SmolLm2;
 use sae_lm::{LanguageModel, LmError};
@@ -211,9 +213,8 @@ fn partial_forward_hook_order_and_bad_input() {
     assert_eq!(out.dims(), [2, 3, 49152]);
     assert_eq!(seen.0.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), m.hook_names());
     for (name, dims) in &seen.0 {
-        let width = m.hook_width(name);
         let flat = if dims.len() == 4 { dims[2] * dims[3] } else { dims[2] };
-        if width != 0 {
+        if let Some(width) = m.hook_width(name) {
             assert_eq!(flat, width, "{name}: {dims:?}");
         }
     }
@@ -222,7 +223,7 @@ fn partial_forward_hook_order_and_bad_input() {
     assert_eq!(shape("blocks.0.attn.hook_pattern"), vec![2, 9, 3, 3]);
     let e = m.check_hook("blocks.3.hook_resid").unwrap_err().to_string();
     assert!(e.contains("blocks.{i}.hook_resid_post") && e.contains("ln_final.hook_normalized"), "{e}");
-    assert!(matches!(m.forward(&[vec![49152]], &mut NoHooks), Err(LmError::Input(_))));
+    assert!(matches!(m.forward(&[vec![49152]], &mut NoHooks).map_err(LmError::from), Err(LmError::Input(_))));
     // A truncated GGUF file: a typed error naming the file, at several cut points.
     let src = std::fs::read(model_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
     let dir = tempfile::tempdir().unwrap();

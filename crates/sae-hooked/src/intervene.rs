@@ -1,8 +1,8 @@
 //! Interventions at a hook point with an SAE: splice in its reconstruction (with or without the
 //! reconstruction error), ablate or scale features, add steering vectors (a feature's decoder
 //! direction × a scale), or zero-ablate the activation. An [`Intervention`] is a
-//! [`Hooks`] implementation, so it works with any model's forward pass and with
-//! [`crate::generate`].
+//! [`Hooks`] implementation, so it works with the forward pass of any
+//! [`HookedModel`](sae_core::HookedModel) (and with a language model's generation loop).
 
 use burn::tensor::{Tensor, TensorData};
 use sae_core::hooks::{HookTensor, Hooks};
@@ -139,6 +139,15 @@ impl<'a> Intervention<'a> {
         };
         for &(f, s) in &self.steering {
             let dir = Self::direction(self.need_sae()?, f, s)?;
+            let width = y.dims()[1];
+            if dir.dims()[0] != width {
+                return Err(SaeError::ShapeMismatch {
+                    path: "<intervention>".into(),
+                    name: format!("steering direction of feature {f} (the SAE's output) for the activation at {}", self.hook),
+                    actual: vec![dir.dims()[0]],
+                    expected: vec![width],
+                });
+            }
             y = y + dir.unsqueeze_dim::<2>(0);
         }
         Ok(y)
