@@ -39,6 +39,15 @@ pub fn diagnostics(sae: &dyn Sae, arch: Option<&dyn Architecture>) -> Result<Vec
         notes.push("covariance_whitening is the identity at inference: the whitening is assumed folded".into());
     }
     if let Some(arch) = arch {
+        // A tensor the architecture does not read (a JumpReLU `threshold` in a directory
+        // labelled `standard`) is ignored by encoding: most likely the label is wrong.
+        if let Ok(schema) = arch.schema(cfg, std::path::Path::new("<config>")) {
+            for (name, _) in sae.params().iter() {
+                if !schema.iter().any(|(n, _)| n == name) {
+                    notes.push(format!("tensor `{name}` is not read by architecture `{}` and is ignored (is the architecture right?)", arch.name()));
+                }
+            }
+        }
         notes.extend(arch.notes(cfg));
     }
     Ok(notes)
@@ -48,6 +57,19 @@ pub fn diagnostics(sae: &dyn Sae, arch: Option<&dyn Architecture>) -> Result<Vec
 mod tests {
     use burn::tensor::Device;
     use sae_core::SaeConfig;
+
+    #[test]
+    fn a_tensor_the_architecture_does_not_read_is_flagged() {
+        use sae_core::params::ParamTensor;
+        let registry = crate::registry();
+        let jump = registry.init(SaeConfig::new("jumprelu", 4, 8), &Device::flex(), 1).unwrap();
+        let mut params = jump.params().clone();
+        assert!(matches!(params.get("threshold"), Some(ParamTensor::Vector(_))));
+        params.remove("W_skip");
+        let mislabelled = registry.build(SaeConfig::new("standard", 4, 8), params, std::path::Path::new("<test>")).unwrap();
+        let notes = super::diagnostics(mislabelled.as_ref(), registry.get("standard")).unwrap();
+        assert!(notes.iter().any(|n| n.contains("`threshold` is not read by architecture `standard`")), "{notes:?}");
+    }
 
     #[test]
     fn a_fresh_batchtopk_is_flagged_as_a_training_form_with_short_decoder_rows() {

@@ -226,6 +226,11 @@ impl TypedArchitecture for MatryoshkaArch {
     fn init_params(&self, cfg: &SaeConfig, hyper: &MatryoshkaAllHyper, device: &Device, seed: u64) -> Result<ParamSet> {
         BatchTopK::init_params(cfg, &hyper.batch, device, seed)
     }
+    fn hyper_keys(&self) -> Option<Vec<&'static str>> {
+        let mut keys = sae_core::config::field_names::<BatchTopKHyper>()?.to_vec();
+        keys.extend_from_slice(sae_core::config::field_names::<MatryoshkaHyper>()?);
+        Some(keys)
+    }
     fn notes_with(&self, _cfg: &SaeConfig, _hyper: &MatryoshkaAllHyper) -> Vec<String> {
         vec!["training form: encoding depends on the batch (convert to saelens to get the JumpReLU inference form)".into()]
     }

@@ -73,6 +73,10 @@ pub struct SaeConfig {
 }
 
 impl SaeConfig {
+    /// The keys of `cfg.json` that are fields of every config rather than an architecture's
+    /// hyperparameters.
+    pub const SHARED_KEYS: [&'static str; 7] = ["architecture", "d_in", "d_sae", "d_out", "apply_b_dec_to_input", "normalize_activations", "dtype"];
+
     /// A config with defaults for the shared fields and no hyperparameters.
     pub fn new(architecture: &str, d_in: usize, d_sae: usize) -> Self {
         Self {
@@ -195,6 +199,31 @@ pub fn ensure(ok: bool, path: &Path, field: &str, reason: impl FnOnce() -> Strin
     if ok { Ok(()) } else { Err(SaeError::config(path, field, reason())) }
 }
 
+/// The field names serde's derive gives the struct `T`, or `None` when `T` does not deserialize
+/// as a plain struct (a map, or a struct with `#[serde(flatten)]` fields). Read by asking `T`
+/// to deserialize from a probe that records what it is asked for: no value is parsed.
+pub fn field_names<T: DeserializeOwned>() -> Option<&'static [&'static str]> {
+    use serde::de::{Error as _, Visitor};
+    struct Probe<'a>(&'a mut Option<&'static [&'static str]>);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> std::result::Result<V::Value, Self::Error> {
+            Err(Self::Error::custom("field probe"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(self, _name: &'static str, fields: &'static [&'static str], _visitor: V) -> std::result::Result<V::Value, Self::Error> {
+            *self.0 = Some(fields);
+            Err(Self::Error::custom("field probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields = None;
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +231,19 @@ mod tests {
     const SAELENS_CFG: &str = r#"{"d_in": 16, "d_sae": 64, "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": true,
         "normalize_activations": "none", "reshape_activations": "none", "metadata": {"sae_lens_version": "6.54.12", "hook_name": "blocks.0.hook_resid_post"},
         "k": 6, "rescale_acts_by_decoder_norm": false, "architecture": "topk"}"#;
+
+    #[test]
+    fn field_names_are_those_of_the_struct() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct H {
+            k: usize,
+            #[serde(rename = "aux")]
+            aux_coefficient: f32,
+        }
+        assert_eq!(super::field_names::<H>(), Some(&["k", "aux"][..]));
+        assert_eq!(super::field_names::<std::collections::BTreeMap<String, f32>>(), None);
+    }
 
     #[test]
     fn cfg_json_round_trips_with_unknown_keys() {

@@ -150,6 +150,12 @@ pub enum SaeError {
         /// What went wrong, in the model crate's own error type.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Another run is writing this directory ([`DirLock`](crate::format::lock::DirLock)).
+    #[error("{path} is being written by another process (it holds {path}/.sae-lock); wait for it to finish or choose another directory")]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+    },
     /// Something this code relies on does not hold: a bug, reported instead of a panic.
     #[error("internal invariant violated: {0}")]
     Invariant(String),

@@ -258,6 +258,13 @@ pub trait Architecture: Send + Sync {
     fn notes(&self, _cfg: &SaeConfig) -> Vec<String> {
         Vec::new()
     }
+
+    /// The hyperparameter keys this architecture reads, when it can say (a key outside them in
+    /// a hand-written training config is a typo to report, not to copy into `cfg.json`).
+    /// Default: unknown.
+    fn hyper_keys(&self) -> Option<Vec<&'static str>> {
+        None
+    }
 }
 
 /// An architecture whose hyperparameters are one typed struct, parsed from the config's extra
@@ -298,6 +305,12 @@ pub trait TypedArchitecture: Send + Sync {
     fn notes_with(&self, _cfg: &SaeConfig, _hyper: &Self::Hyper) -> Vec<String> {
         Vec::new()
     }
+
+    /// The keys of [`TypedArchitecture::Hyper`]: its serde field names where it is a plain
+    /// struct. Override for a struct with flattened parts.
+    fn hyper_keys(&self) -> Option<Vec<&'static str>> {
+        crate::config::field_names::<Self::Hyper>().map(<[_]>::to_vec)
+    }
 }
 
 impl<T: TypedArchitecture> Architecture for T {
@@ -334,6 +347,9 @@ impl<T: TypedArchitecture> Architecture for T {
             Ok(hyper) => self.notes_with(cfg, &hyper),
             Err(_) => Vec::new(),
         }
+    }
+    fn hyper_keys(&self) -> Option<Vec<&'static str>> {
+        TypedArchitecture::hyper_keys(self)
     }
 }
 

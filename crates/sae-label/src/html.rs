@@ -22,7 +22,7 @@ pub fn display_token(token: &str) -> String {
     if let Some(rest) = token.strip_prefix("##") {
         return rest.to_string();
     }
-    token.replace('Ġ', " ").replace('Ċ', "↵").replace('ĉ', "⇥")
+    token.replace('Ġ', " ").replace(['Ċ', '\n'], "↵").replace(['ĉ', '\t'], "⇥")
 }
 
 #[cfg(test)]
@@ -35,5 +35,6 @@ mod tests {
         assert_eq!(display_token("Ġthe"), " the");
         assert_eq!(display_token("##ing"), "ing");
         assert_eq!(display_token("Ċ"), "↵");
+        assert_eq!(display_token("a\nb\t"), "a↵b⇥");
     }
 }

@@ -112,6 +112,14 @@ impl TextTokenizer {
         self.inner.id_to_token(id).unwrap_or_else(|| format!("<unk:{id}>"))
     }
 
+    /// The text one token stands for, as the tokenizer's own decoder writes it: byte-level
+    /// tokens (`Ġthe`, `Ã©`) become their bytes read as UTF-8 (` the`, `é`; a token holding part
+    /// of a character shows U+FFFD), special tokens their name. Falls back to the vocabulary
+    /// string.
+    pub fn token_text(&self, id: u32) -> String {
+        self.inner.decode(&[id], false).ok().filter(|t| !t.is_empty()).unwrap_or_else(|| self.token(id))
+    }
+
     /// The id of the token spelled `token`, if the vocabulary has it.
     pub fn id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)

@@ -225,6 +225,12 @@ impl TrainConfig {
             if let Some(lr) = s.lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
                 return bad(&format!("sae[{i}].lr"), format!("must be a positive number, got {lr}"));
             }
+            let name = self.sae_name(i);
+            // The name is a directory under `out`: one plain component, never a path that leaves it.
+            let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\']) && !name.starts_with('.');
+            if !plain {
+                return bad(&format!("sae[{i}].name"), format!("`{name}` must be a plain directory name (no `/`, `..` or leading `.`): it is created under `out`"));
+            }
             if !names.insert(self.sae_name(i)) {
                 return bad(&format!("sae[{i}].name"), format!("`{}` is used twice", self.sae_name(i)));
             }

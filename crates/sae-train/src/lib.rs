@@ -13,12 +13,13 @@
 //! use sae_train::{SaeSpec, TrainConfig, Trainer};
 //!
 //! let tmp = std::env::temp_dir().join(format!("sae-train-doc-{}", std::process::id()));
+//! # std::fs::remove_dir_all(&tmp).ok();
 //! let synth = SyntheticConfig { d_in: 8, n_features: 16, tokens: 2048, parents: 0, ..Default::default() };
 //! SyntheticGenerator::new(synth)?.write_store(&tmp.join("store"), |_| {})?;
 //! let spec: SaeSpec = serde_json::from_value(serde_json::json!({"architecture": "topk", "d_sae": 16, "k": 2}))?;
 //! let mut cfg = TrainConfig::new(tmp.join("store"), tmp.join("out"), vec![spec]);
 //! cfg.batch_size = 256;
-//! let mut trainer = Trainer::new(cfg, "<doc>".as_ref(), &sae_arch::registry(), &Device::flex(), false)?;
+//! let mut trainer = Trainer::new(cfg, "<doc>".as_ref(), &sae_arch::registry(), &Device::flex(), sae_train::Start::Fresh)?;
 //! let summary = trainer.run(|_| {})?;
 //! assert_eq!(summary.steps, 8);
 //! assert!(tmp.join("out/cfg.json").is_file());
@@ -46,4 +47,4 @@ pub use config::{SaeSpec, TrainConfig};
 pub use error::{Result, TrainError};
 pub use metrics::{Curve, StepMetrics};
 pub use step::{StepResult, optimisation_step};
-pub use trainer::{Progress, RunSummary, Trainer};
+pub use trainer::{Progress, RunSummary, Start, Trainer};

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
+use sae_core::format::lock::DirLock;
 use sae_core::format::{Format, StoreDtype, save_sae};
 use sae_core::params::host_f32;
 use sae_core::{Registry, Sae, SaeConfig, TrainContext};
@@ -57,6 +58,19 @@ pub struct RunSummary {
     pub outputs: Vec<PathBuf>,
 }
 
+/// How a run treats what is already in its output directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Start {
+    /// A new run; an output directory that already holds a trained SAE or a checkpoint is an
+    /// error (nothing is overwritten without being asked).
+    #[default]
+    Fresh,
+    /// Continue from the newest checkpoint in the output directory.
+    Resume,
+    /// A new run that replaces whatever the output directory holds.
+    Overwrite,
+}
+
 /// A training run over one activation source (an on-disk store, or any [`ActivationSource`]).
 pub struct Trainer {
     cfg: TrainConfig,
@@ -69,6 +83,24 @@ pub struct Trainer {
     skipped_rows: u64,
     norm_scale: f32,
     total_steps: u64,
+    /// The output directory's lock, held for the trainer's life.
+    _lock: DirLock,
+}
+
+/// What a previous run left in `out` that a fresh run would replace: a trained SAE (its own or
+/// one per subdirectory), a checkpoint, or a metrics log.
+fn previous_output(out: &Path) -> Option<String> {
+    if out.join("cfg.json").is_file() {
+        return Some("a trained SAE (cfg.json)".into());
+    }
+    if out.join(checkpoint::CHECKPOINT_DIR).exists() {
+        return Some(format!("a checkpoint ({})", checkpoint::CHECKPOINT_DIR));
+    }
+    if out.join(METRICS_FILE).is_file() {
+        return Some(format!("a training log ({METRICS_FILE})"));
+    }
+    let entries = std::fs::read_dir(out).ok()?;
+    entries.flatten().find(|e| e.path().join("cfg.json").is_file()).map(|e| format!("a trained SAE ({}/cfg.json)", e.file_name().to_string_lossy()))
 }
 
 impl std::fmt::Debug for Trainer {
@@ -86,17 +118,24 @@ impl Trainer {
     /// seed, `b_dec` from the data) or, with `resume`, continues from the newest checkpoint in
     /// the output directory. `origin` names the config in errors; `device` is a plain (not
     /// autodiff) device: autodiff is switched on per step.
-    pub fn new(cfg: TrainConfig, origin: &Path, registry: &Registry, device: &Device, resume: bool) -> Result<Self> {
+    pub fn new(cfg: TrainConfig, origin: &Path, registry: &Registry, device: &Device, start: Start) -> Result<Self> {
         cfg.validate(origin)?;
         let store = ActivationStore::open(&cfg.data)?;
         store.require_complete()?;
-        Self::with_source(cfg, Box::new(store), origin, registry, device, resume)
+        Self::with_source(cfg, Box::new(store), origin, registry, device, start)
     }
 
     /// [`Trainer::new`] on rows from `store` instead of the store directory `cfg.data` (which
     /// then only names the data in the saved config).
-    pub fn with_source(cfg: TrainConfig, store: Box<dyn ActivationSource>, origin: &Path, registry: &Registry, device: &Device, resume: bool) -> Result<Self> {
+    pub fn with_source(cfg: TrainConfig, store: Box<dyn ActivationSource>, origin: &Path, registry: &Registry, device: &Device, start: Start) -> Result<Self> {
         cfg.validate(origin)?;
+        // Held for the whole run: a second run on the same directory is refused, not interleaved.
+        let lock = DirLock::acquire(&cfg.out)?;
+        if start == Start::Fresh
+            && let Some(found) = previous_output(&cfg.out)
+        {
+            return Err(TrainError::config(origin, "out", format!("{} already holds {found}; pass --resume to continue it or --force to replace it", cfg.out.display())));
+        }
         let device = device.clone().inner();
         if store.is_empty() {
             return Err(TrainError::config(origin, "data", format!("{} holds no activations", store.name())));
@@ -105,16 +144,30 @@ impl Trainer {
         let total_steps = tokens.div_ceil(cfg.batch_size as u64);
         let mut runs = Vec::with_capacity(cfg.saes.len());
         for (i, spec) in cfg.saes.iter().enumerate() {
-            let mut sc = SaeConfig::new(&spec.architecture, store.d_in(), spec.d_sae);
-            sc.extra = spec.hyper.clone();
             if spec.hyper.contains_key("d_out") {
                 return Err(TrainError::config(origin, format!("sae[{i}].d_out"), "training transcoders from a store of one hook is not supported yet"));
             }
-            let seed = spec.seed.unwrap_or(cfg.seed);
-            let sae = registry.init(sc, &device, seed).map_err(|e| match e {
+            let in_spec = |e: sae_core::SaeError| match e {
                 sae_core::SaeError::Config { field, reason, .. } => TrainError::config(origin, format!("sae[{i}].{field}"), reason),
                 other => other.into(),
-            })?;
+            };
+            // A key the architecture does not read is a typo in a hand-written config: report it
+            // rather than train without it and copy it into cfg.json.
+            if let Some(known) = registry.get(&spec.architecture).and_then(|a| a.hyper_keys()) {
+                if let Some(key) = spec.hyper.keys().find(|k| !known.contains(&k.as_str()) && !SaeConfig::SHARED_KEYS.contains(&k.as_str())) {
+                    let arch = registry.get(&spec.architecture).map_or("", |a| a.name());
+                    return Err(TrainError::config(origin, format!("sae[{i}].{key}"), format!("unknown key for `{arch}`; it reads {}", known.join(", "))));
+                }
+            }
+            // The spec's keys read as cfg.json's: shared fields (`apply_b_dec_to_input`, ...) land
+            // in their fields, the rest are the architecture's.
+            let mut fields = spec.hyper.clone();
+            fields.insert("architecture".into(), spec.architecture.clone().into());
+            fields.insert("d_in".into(), store.d_in().into());
+            fields.insert("d_sae".into(), spec.d_sae.into());
+            let sc = SaeConfig::from_json_value(serde_json::Value::Object(fields), origin).map_err(in_spec)?;
+            let seed = spec.seed.unwrap_or(cfg.seed);
+            let sae = registry.init(sc, &device, seed).map_err(in_spec)?;
             let d_sae = sae.config().d_sae;
             runs.push(SaeRun {
                 name: cfg.sae_name(i),
@@ -124,9 +177,9 @@ impl Trainer {
                 lr: spec.lr.unwrap_or(cfg.lr),
             });
         }
-        let mut trainer = Self { cfg, origin: origin.to_path_buf(), device, store, runs, step: 0, position: 0, skipped_rows: 0, norm_scale: 1.0, total_steps };
+        let mut trainer = Self { cfg, origin: origin.to_path_buf(), device, store, runs, step: 0, position: 0, skipped_rows: 0, norm_scale: 1.0, total_steps, _lock: lock };
         std::fs::create_dir_all(&trainer.cfg.out).map_err(|e| TrainError::config(origin, "out", format!("cannot create {}: {e}", trainer.cfg.out.display())))?;
-        if resume {
+        if start == Start::Resume {
             let dir = checkpoint::find(&trainer.cfg.out).ok_or_else(|| TrainError::Checkpoint {
                 path: trainer.cfg.out.join(checkpoint::CHECKPOINT_DIR),
                 reason: "no checkpoint to resume from".into(),

@@ -54,12 +54,13 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let sae = load_sae(&a.sae, &crate::policy::registry(), &device)?.sae;
     let store = ActivationStore::open(&a.data)?;
     store.require_complete()?;
-    let model_name = match &a.model {
-        Some(m) => m.clone(),
-        None => match store.metadata().source.get("model").and_then(|v| v.as_str()) {
-            Some(m) => m.to_string(),
-            None => bail!("{}: the store does not say which model made it; pass --model", a.data.display()),
-        },
+    let harvested_by = store.metadata().source.get("model").and_then(|v| v.as_str());
+    let model_name = match (&a.model, harvested_by) {
+        // Another model's tokenizer would turn the stored ids into unrelated text without a sign.
+        (Some(m), Some(h)) if m != h => bail!("{}: the store was harvested with `{h}`, not `{m}`; its token ids only decode with {h}'s tokenizer", a.data.display()),
+        (Some(m), _) => m.clone(),
+        (None, Some(h)) => h.to_string(),
+        (None, None) => bail!("{}: the store does not say which model made it; pass --model", a.data.display()),
     };
     let model = crate::catalog::text_models().load(&model_name, &AssetCache::from_env(), &device)?;
     let rows = a.rows.min(store.len());
@@ -77,7 +78,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
         obj.remove("feature_density");
     }
     let title = format!("SAE {} on {} ({})", a.sae.display(), model_name, store.metadata().source.get("hook").and_then(|v| v.as_str()).unwrap_or("?"));
-    let report = Report::new(title, metrics, features, |t| model.tokenizer().token(t));
+    let report = Report::new(title, metrics, features, |t| model.tokenizer().token_text(t));
     let mut figures = vec![("Training curves".to_string(), a.sae.join("training_curves.svg"))];
     if let Some(e) = &a.eval {
         figures.push(("Feature density".to_string(), e.with_file_name("density.svg")));

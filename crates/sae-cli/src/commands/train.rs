@@ -19,6 +19,10 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in the output directory.
     #[arg(long)]
     resume: bool,
+    /// Replace what the output directory holds (a trained SAE, a checkpoint); without it (or
+    /// --resume) such a directory is an error.
+    #[arg(long)]
+    force: bool,
     /// Activation store.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -139,7 +143,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let device = a.backend.device()?;
     let out = cfg.out.clone();
-    let mut trainer = Trainer::new(cfg, Path::new(&origin), &crate::policy::registry(), &device, a.resume)?;
+    let start = match (a.resume, a.force) {
+        (true, true) => bail!("--resume continues a run and --force replaces it: give one"),
+        (true, false) => sae_train::Start::Resume,
+        (false, true) => sae_train::Start::Overwrite,
+        (false, false) => sae_train::Start::Fresh,
+    };
+    let mut trainer = Trainer::new(cfg, Path::new(&origin), &crate::policy::registry(), &device, start)?;
     let pb = bar(trainer.total_steps(), "steps");
     pb.set_position(trainer.step());
     let start = std::time::Instant::now();

@@ -83,6 +83,15 @@ fn convert_between_formats_keeps_the_codes() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_matches_fixture("converted codes", &read_npy(&codes).unwrap().values, &read_npy(&src.join("codes.npy")).unwrap().values);
     }
+    // Into a directory that holds an SAE of the other format: refused; with --force the
+    // directory holds only the new one, which loads as that format.
+    let out = sae(&["convert", "--from", s(&src), "--to", s(&sp), "--format", "saelens"]);
+    fails_with(&out, &["already holds an SAE", "--force"]);
+    let out = sae(&["convert", "--from", s(&src), "--to", s(&sp), "--format", "saelens", "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(sp.join("sae_weights.safetensors").is_file() && !sp.join("sae.safetensors").exists());
+    let info = sae(&["info", "--sae", s(&sp)]);
+    assert!(String::from_utf8_lossy(&info.stdout).contains("saelens"), "{}", String::from_utf8_lossy(&info.stdout));
     // A JumpReLU SAE has no place in sparsify's format: a clear refusal.
     let out = sae(&["convert", "--from", s(&fixture("saelens_jumprelu")), "--to", s(&tmp.path().join("x")), "--format", "sparsify"]);
     fails_with(&out, &["sparsify", "jumprelu"]);

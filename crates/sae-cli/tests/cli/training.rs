@@ -71,6 +71,34 @@ fn same_seed_same_weights_different_seed_different_weights() {
         assert!(v[key].is_number(), "missing {key}: {v}");
     }
     assert!((v["l0"].as_f64().unwrap() - 4.0).abs() < 1e-9);
+
+    // A finished SAE is not replaced without being asked; with --force it is, identically.
+    let again = train(&store, &a, &["--seed", "1"]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && err.contains("already holds a trained SAE") && err.contains("--force"), "{err}");
+    ok(train(&store, &a, &["--seed", "1", "--force"]));
+    assert_eq!(weights(&a), weights(&b));
+}
+
+#[test]
+fn two_runs_on_one_directory_do_not_interleave() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = synth(tmp.path(), 200_000);
+    let out = tmp.path().join("shared");
+    let args = |seed: &str| {
+        let mut a: Vec<String> = ["train", "--data", s(&store), "--arch", "topk", "--d-sae", "64", "--k", "4", "--out", s(&out), "--batch-size", "256", "--lr", "3e-3"].iter().map(|a| a.to_string()).collect();
+        a.extend(["--seed".to_string(), seed.to_string(), "--tokens".into(), "400000".into(), "--checkpoint-every".into(), "10".into()]);
+        a
+    };
+    let first = bin().args(args("1")).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let second = bin().args(args("2")).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let (a, b) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    // Exactly one of them wrote the directory; the other was refused with the reason.
+    assert_ne!(a.status.success(), b.status.success(), "{} / {}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    let loser = if a.status.success() { &b } else { &a };
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(err.contains("being written by another process") || err.contains("already holds"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
@@ -136,6 +164,8 @@ fn bad_training_input_is_a_typed_error() {
     std::fs::write(&cfg, format!("data = {:?}\nout = {:?}\n[[sae]]\narchitecture = \"topk\"\nd_sae = 32\nk = 40\n", s(&store), s(&out))).unwrap();
     fails(sae(&["train", "--config", s(&cfg)]), &["train.toml", "sae[0].k"]);
     fails(train(&store, &out, &["--set", "batch_size=0"]), &["batch_size"]);
+    std::fs::write(&cfg, format!("data = {:?}\nout = {:?}\n[[sae]]\narchitecture = \"standard\"\nd_sae = 32\nl1_coeficient = 5.0\n", s(&store), s(&out))).unwrap();
+    fails(sae(&["train", "--config", s(&cfg)]), &["train.toml", "sae[0].l1_coeficient", "unknown key", "l1_coefficient"]);
     fails(sae(&["train", "--data", s(&store), "--arch", "nope", "--d-sae", "8", "--out", s(&out)]), &["nope", "topk"]);
     fails(train(&tmp.path().join("missing"), &out, &[]), &["missing", "metadata.json"]);
     fails(sae(&["train", "--data", s(&store), "--arch", "topk", "--d-sae", "8", "--k", "2", "--out", s(&tmp.path().join("fresh")), "--resume"]), &["no checkpoint"]);
@@ -144,6 +174,10 @@ fn bad_training_input_is_a_typed_error() {
     let huge = |d_sae: &str| sae(&["train", "--data", s(&store), "--arch", "topk", "--d-sae", d_sae, "--k", "2", "--out", s(&tmp.path().join("huge"))]);
     fails(huge("1000000000000"), &["sae[0]", "d_sae 1000000000000", "GiB"]);
     fails(huge("18446744073709551615"), &["--d-sae 18446744073709551615", "larger than a config integer"]);
+    // An SAE name is a directory under `out`, never a path out of it.
+    std::fs::write(&cfg, format!("data = {:?}\nout = {:?}\n[[sae]]\nname = \"../escape\"\narchitecture = \"topk\"\nd_sae = 32\nk = 4\n", s(&store), s(&out))).unwrap();
+    fails(sae(&["train", "--config", s(&cfg)]), &["sae[0].name", "plain directory name"]);
+    assert!(!tmp.path().join("escape").exists());
     // A store whose writer was killed is not trained on as if it were whole.
     let meta = store.join("metadata.json");
     let whole = std::fs::read_to_string(&meta).unwrap();

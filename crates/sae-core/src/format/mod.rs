@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod gemma_scope;
+pub mod lock;
 pub mod npy;
 pub mod saelens;
 pub mod safetensors_io;
@@ -114,6 +115,8 @@ pub(crate) fn params_from_host(tensors: Vec<(String, Vec<usize>, Vec<f32>)>, dev
             // 0-d tensors (SAELens buffers such as `topk_threshold`) are stored as `[1]`.
             shape = vec![1];
         }
+        // NaN or infinite weights would encode every input to NaN codes without a word.
+        crate::validate::check_finite(&values, shape.last().copied().unwrap_or(1).max(1), &format!("{} tensor `{name}`", origin.display()))?;
         let t = ParamTensor::from_host(values, &shape, device).map_err(|_| SaeError::ShapeMismatch {
             path: origin.to_path_buf(),
             name: name.clone(),

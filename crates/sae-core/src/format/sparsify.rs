@@ -83,7 +83,11 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
             .unwrap_or("-");
         SaeError::config(&cfg_path, field, msg)
     })?;
-    let d_sae = if sc.num_latents > 0 { sc.num_latents } else { sc.d_in * sc.expansion_factor };
+    let d_sae = if sc.num_latents > 0 {
+        sc.num_latents
+    } else {
+        sc.d_in.checked_mul(sc.expansion_factor).ok_or_else(|| SaeError::config(&cfg_path, "expansion_factor", format!("d_in {} × expansion_factor {} overflows", sc.d_in, sc.expansion_factor)))?
+    };
     if d_sae == 0 {
         return Err(SaeError::config(&cfg_path, "num_latents", "the coder has no latents"));
     }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, tensor::TensorView};
 use sae_core::format::atomic::write_atomic;
+use sae_core::format::lock::DirLock;
 use sae_core::{RowMeta, RowMetaKind};
 
 use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, ShardInfo, StoreMetadata, meta_tensors, shard_file};
@@ -20,6 +21,8 @@ pub struct StoreWriter {
     meta: StoreMetadata,
     pending: Vec<f32>,
     pending_meta: Vec<RowMeta>,
+    /// Held while writing: a second writer of the same store is refused.
+    _lock: DirLock,
 }
 
 impl StoreWriter {
@@ -44,14 +47,20 @@ impl StoreWriter {
             });
         }
         std::fs::create_dir_all(dir).map_err(|e| DataError::io("creating", dir, e))?;
+        let lock = DirLock::acquire(dir)?;
+        // Checked again under the lock: another writer may have created the store meanwhile.
+        if meta_path.exists() {
+            return Err(DataError::Metadata { path: meta_path, field: "-".into(), reason: "a store already exists here; resume it or choose another directory".into() });
+        }
         let meta = StoreMetadata::new(d_in, shard_rows, source, kind);
-        let writer = Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_meta: Vec::new() };
+        let writer = Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_meta: Vec::new(), _lock: lock };
         writer.write_metadata()?;
         Ok(writer)
     }
 
     /// Reopens an incomplete store to append after its committed rows.
     pub fn resume(dir: &Path) -> Result<Self> {
+        let lock = DirLock::acquire(dir)?;
         let store = super::ActivationStore::open(dir)?;
         let meta = store.metadata().clone();
         if meta.complete {
@@ -61,7 +70,7 @@ impl StoreWriter {
                 reason: "the store is already complete".into(),
             });
         }
-        Ok(Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_meta: Vec::new() })
+        Ok(Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_meta: Vec::new(), _lock: lock })
     }
 
     /// Rows safely on disk.

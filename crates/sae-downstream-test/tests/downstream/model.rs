@@ -113,7 +113,7 @@ fn an_sae_trained_on_a_harvest_of_the_model_intervenes_on_it() {
     cfg.batch_size = 256;
     cfg.tokens = Some(25 * 4096);
     cfg.lr = 3e-3;
-    let mut trainer = sae_train::Trainer::new(cfg, Path::new("<test>"), &registry, &device, false).unwrap();
+    let mut trainer = sae_train::Trainer::new(cfg, Path::new("<test>"), &registry, &device, sae_train::Start::Fresh).unwrap();
     let summary = trainer.run(|_| {}).unwrap();
     let sae = load_sae(&summary.outputs[0], &registry, &device).unwrap().sae;
     let store = ActivationStore::open(&data).unwrap();

@@ -50,6 +50,14 @@ fn tokenizer_from_gguf_metadata_matches_transformers() {
         assert_eq!(m.tokenize(text).unwrap(), ids(&case["ids"]), "{text:?}");
         assert_eq!(m.tokenizer().decode(&m.tokenize(text).unwrap()).unwrap().replace("<|im_start|>", "").replace("<|im_end|>", ""), text.replace("<|im_start|>", "").replace("<|im_end|>", ""), "round trip of {text:?}");
     }
+    // One token's text is what it decodes to, not its byte-level spelling (`Ġ`, `Ã©`).
+    let ids = m.tokenizer().encode(" the café", false).unwrap();
+    let texts: Vec<String> = ids.iter().map(|&id| m.tokenizer().token_text(id)).collect();
+    assert_eq!(texts[0], " the", "{texts:?}");
+    assert!(texts.iter().all(|t| !t.contains('Ġ') && !t.contains('Ã')), "{texts:?}");
+    if texts.len() == 3 {
+        assert_eq!(texts.concat(), " the café", "{texts:?}");
+    }
 }
 
 /// The inner dimension bounding every product of SmolLM2 (d_mlp).
