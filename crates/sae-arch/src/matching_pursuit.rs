@@ -136,7 +136,7 @@ impl TypedArchitecture for MatchingPursuitArch {
     fn check(&self, cfg: &SaeConfig, h: &MatchingPursuitHyper, origin: &Path) -> Result<Schema> {
         ensure(h.residual_threshold >= 0.0, origin, "residual_threshold", || format!("must be ≥ 0, got {}", h.residual_threshold))?;
         ensure(h.max_iterations != Some(0), origin, "max_iterations", || "must be ≥ 1".into())?;
-        let cap = MAX_ITERATIONS_PER_LATENT * cfg.d_sae.max(cfg.d_in);
+        let cap = MAX_ITERATIONS_PER_LATENT.saturating_mul(cfg.d_sae.max(cfg.d_in));
         ensure(h.max_iterations.is_none_or(|m| m <= cap), origin, "max_iterations", || {
             format!("must be at most {cap} ({MAX_ITERATIONS_PER_LATENT} × max(d_sae, d_in)): each iteration is a [rows, d_sae] product per batch")
         })?;

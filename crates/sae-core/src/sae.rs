@@ -324,6 +324,7 @@ impl<T: TypedArchitecture> Architecture for T {
         TypedArchitecture::describe(self)
     }
     fn schema(&self, cfg: &SaeConfig, origin: &std::path::Path) -> Result<Schema> {
+        cfg.check_sizes(origin)?;
         let hyper = self.hyper(cfg, origin)?;
         self.check(cfg, &hyper, origin)
     }

@@ -1,6 +1,6 @@
 //! # sae-data
 //!
-//! Where activations live: sharded on-disk [stores](store) (atomic, resumable, memory-mapped),
+//! Where activations live: sharded on-disk [stores](store) (atomic, resumable, locked while written),
 //! a [shuffled batch stream](batches) whose order is a pure function of its position (so a
 //! resumed run sees the same batches), [normalisation statistics and the geometric
 //! median](stats), and a [synthetic generator](synthetic) of activations built from known

@@ -206,7 +206,10 @@ impl GgufFile {
             if n % per != 0 {
                 return Err(c.bad(&format!("tensor `{name}`: {n} elements is not a whole number of {per}-element blocks")));
             }
-            let bytes = n / per * size;
+            let bytes = (n / per).checked_mul(size).ok_or_else(|| c.bad(&format!("tensor `{name}`: {n} elements overflow a byte count")))?;
+            if rel % align != 0 {
+                return Err(c.bad(&format!("tensor `{name}`: offset {rel} is not a multiple of the alignment {align}")));
+            }
             let offset = start.checked_add(rel).ok_or_else(|| c.bad(&format!("tensor `{name}`: offset overflows")))?;
             if offset.checked_add(bytes).is_none_or(|e| e > data.len()) {
                 return Err(LmError::BadFile {
@@ -215,6 +218,12 @@ impl GgufFile {
                 });
             }
             tensors.insert(name.clone(), GgufTensorInfo { name, shape, dtype, offset, bytes });
+        }
+        // Two tensors sharing bytes would both load, one of them garbage.
+        let mut spans: Vec<(usize, usize, &str)> = tensors.values().map(|t| (t.offset, t.offset + t.bytes, t.name.as_str())).collect();
+        spans.sort();
+        if let Some(w) = spans.windows(2).find(|w| w[1].0 < w[0].1) {
+            return Err(LmError::BadFile { path: path.into(), reason: format!("GGUF: tensors `{}` and `{}` overlap (bytes {}..{} and {}..{})", w[0].2, w[1].2, w[0].0, w[0].1, w[1].0, w[1].1) });
         }
         Ok(Self { path: path.into(), data, version, metadata, tensors })
     }
@@ -255,7 +264,12 @@ impl GgufFile {
         if info.shape != shape {
             return Err(sae_core::SaeError::ShapeMismatch { path: self.path.clone(), name: name.into(), actual: info.shape.clone(), expected: shape.to_vec() }.into());
         }
-        Ok(dequantize(info.dtype, &self.data[info.offset..info.offset + info.bytes]))
+        let values = dequantize(info.dtype, &self.data[info.offset..info.offset + info.bytes]);
+        // Block scales or floats read as the wrong type show up as NaN or infinities.
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(LmError::BadFile { path: self.path.clone(), reason: format!("GGUF: tensor `{name}` ({:?}) dequantises to a non-finite value at element {i}: corrupt, or not of the type it says", info.dtype) });
+        }
+        Ok(values)
     }
 }
 
@@ -294,6 +308,42 @@ mod tests {
             f.extend((v as f32).to_le_bytes());
         }
         f
+    }
+
+    /// A file with two F32 tensors of 4 values, the second at byte `second` of the data.
+    fn two_tensors(second: u64) -> Vec<u8> {
+        let mut f = b"GGUF".to_vec();
+        f.extend(3u32.to_le_bytes());
+        f.extend(2u64.to_le_bytes());
+        f.extend(0u64.to_le_bytes());
+        for (name, at) in [("a", 0u64), ("b", second)] {
+            f.extend(1u64.to_le_bytes());
+            f.extend(name.as_bytes());
+            f.extend(1u32.to_le_bytes());
+            f.extend(4u64.to_le_bytes());
+            f.extend(0u32.to_le_bytes());
+            f.extend(at.to_le_bytes());
+        }
+        while !f.len().is_multiple_of(32) {
+            f.push(0);
+        }
+        f.extend(std::iter::repeat_n(0u8, 64));
+        f
+    }
+
+    #[test]
+    fn overlapping_tensors_misaligned_offsets_and_non_finite_values_are_errors() {
+        assert!(GgufFile::parse(Path::new("t.gguf"), two_tensors(32)).is_ok());
+        let e = GgufFile::parse(Path::new("t.gguf"), two_tensors(0)).unwrap_err().to_string();
+        assert!(e.contains("`a` and `b` overlap"), "{e}");
+        let e = GgufFile::parse(Path::new("t.gguf"), two_tensors(20)).unwrap_err().to_string();
+        assert!(e.contains("not a multiple of the alignment"), "{e}");
+        let mut nan = tiny_file();
+        let n = nan.len();
+        nan[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+        let g = GgufFile::parse(Path::new("t.gguf"), nan).unwrap();
+        let e = g.tensor_f32("w", &[2, 3]).unwrap_err().to_string();
+        assert!(e.contains("non-finite value at element 5"), "{e}");
     }
 
     #[test]

@@ -132,6 +132,14 @@ impl SmolLm2 {
             bos: g.meta_usize("tokenizer.ggml.bos_token_id")? as u32,
             eos: g.meta_usize("tokenizer.ggml.eos_token_id")? as u32,
         };
+        // A rotary base of 0, 1 or NaN, or an epsilon that is not a small positive number, would
+        // load and produce garbage.
+        if !(cfg.rope_base.is_finite() && cfg.rope_base > 1.0) {
+            return Err(LmError::BadFile { path: path.into(), reason: format!("GGUF: llama.rope.freq_base {} must be a finite number above 1", cfg.rope_base) });
+        }
+        if !(cfg.eps.is_finite() && cfg.eps > 0.0 && cfg.eps < 1.0) {
+            return Err(LmError::BadFile { path: path.into(), reason: format!("GGUF: llama.attention.layer_norm_rms_epsilon {} must be in (0, 1)", cfg.eps) });
+        }
         let rope_dims = g.metadata.get("llama.rope.dimension_count").and_then(|v| v.as_u64()).unwrap_or(cfg.d_head as u64) as usize;
         if n_heads == 0 || cfg.n_kv_heads == 0 || !d_model.is_multiple_of(n_heads) || !n_heads.is_multiple_of(cfg.n_kv_heads) || rope_dims != cfg.d_head || !cfg.d_head.is_multiple_of(2) {
             return Err(LmError::BadFile { path: path.into(), reason: format!("unsupported attention layout: {n_heads} heads, {} key/value heads, width {d_model}, rotary dimensions {rope_dims}", cfg.n_kv_heads) });

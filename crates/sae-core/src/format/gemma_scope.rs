@@ -19,6 +19,12 @@ pub const PARAMS_FILE: &str = "params.npz";
 
 const NAMES: [&str; 5] = ["W_enc", "W_dec", "b_enc", "b_dec", "threshold"];
 
+/// Members up to this size are read whatever their compression (zeros compress a thousandfold).
+const RATIO_FREE_BYTES: u64 = 16 << 20;
+/// The largest expansion accepted from a bigger member: trained float weights compress barely
+/// (about 1.1×); deflate's ceiling is about 1 030×.
+const MAX_EXPANSION: u64 = 64;
+
 /// Loads a Gemma Scope directory as a `jumprelu` SAE.
 pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSae> {
     let path = dir.join(PARAMS_FILE);
@@ -32,8 +38,18 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
             name: name.to_string(),
             architecture: names::JUMPRELU.into(),
         })?;
+        // A small archive whose member inflates to gigabytes (a zip bomb) is refused before it
+        // is inflated: the member's declared size must be what a float tensor compresses to,
+        // and no more than it declares is ever read.
+        let (size, packed) = (file.size(), file.compressed_size());
+        if size > RATIO_FREE_BYTES && size / packed.max(1) > MAX_EXPANSION {
+            return Err(SaeError::corrupt(&path, "npz", format!("member {member} declares {size} bytes from {packed} compressed (over {MAX_EXPANSION}×: not float weights)")));
+        }
         let mut buf = Vec::new();
-        file.read_to_end(&mut buf).map_err(|e| SaeError::corrupt(&path, "npz", format!("member {member}: {e}")))?;
+        (&mut file).take(size.saturating_add(1)).read_to_end(&mut buf).map_err(|e| SaeError::corrupt(&path, "npz", format!("member {member}: {e}")))?;
+        if buf.len() as u64 > size {
+            return Err(SaeError::corrupt(&path, "npz", format!("member {member} inflates past its declared {size} bytes")));
+        }
         let arr = parse_npy(&buf, &path.join(&member))?;
         host.push((name.to_string(), arr.shape, arr.values));
     }
@@ -54,4 +70,27 @@ pub fn load(dir: &Path, registry: &Registry, device: &Device) -> Result<LoadedSa
         stored_dtype: StoreDtype::F32,
         notes: vec!["Gemma Scope JumpReLU: the input is not centred by b_dec".into()],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use burn::tensor::Device;
+
+    use super::{PARAMS_FILE, load};
+    use crate::format::npy::npy_bytes;
+
+    #[test]
+    fn a_member_that_inflates_a_thousandfold_is_refused_before_it_is_inflated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(dir.path().join(PARAMS_FILE)).unwrap());
+        let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        // 32 MiB of zeros deflate to about 32 KiB.
+        zip.start_file("W_enc.npy", deflated).unwrap();
+        zip.write_all(&npy_bytes(&[4096, 2048], &vec![0.0; 4096 * 2048])).unwrap();
+        zip.finish().unwrap();
+        let err = load(dir.path(), &crate::Registry::new(), &Device::flex()).err().expect("a zip bomb must not load").to_string();
+        assert!(err.contains("W_enc.npy") && err.contains("compressed"), "{err}");
+    }
 }

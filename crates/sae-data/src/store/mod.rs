@@ -3,8 +3,9 @@
 //! A store is a directory of safetensors shards (tensor `activations`, `[rows, d_in]`, f32)
 //! and a `metadata.json` ([`StoreMetadata`]). The [`StoreWriter`] commits a shard at a time,
 //! each shard and then the metadata written atomically, so a killed writer leaves a valid,
-//! resumable store. The [`ActivationStore`] reader memory-maps the shards and checks each
-//! against the metadata. Stores of model activations also keep, per row, where it came from
+//! resumable store. The [`ActivationStore`] reader checks each shard's header
+//! against the metadata and reads rows by position (a shard truncated under it is an error, not
+//! a SIGBUS). Stores of model activations also keep, per row, where it came from
 //! ([`RowMeta`](sae_core::RowMeta): the token of a text, the patch of an image, the position of a
 //! diffusion step), for top-activating examples. The reader is the
 //! workspace's [`ActivationSource`](sae_core::ActivationSource) on disk.

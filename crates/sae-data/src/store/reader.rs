@@ -1,35 +1,47 @@
-//! Reading a store: memory-mapped shards, checked against the metadata.
+//! Reading a store: shards opened and checked against the metadata, rows read by position.
+//!
+//! Shards are read with positional reads (`pread`), not memory-mapped: a shard truncated or
+//! replaced while a run reads it is then an I/O error naming the file, where a mapping would
+//! kill the process with SIGBUS.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
-use safetensors::{Dtype, SafeTensors};
 use sae_core::{RowMeta, RowMetaKind};
 
 use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, StoreMetadata, meta_tensors};
 use crate::error::{DataError, Result};
 
 #[derive(Debug)]
-struct MappedShard {
+struct ShardFile {
     path: PathBuf,
-    map: Mmap,
+    file: File,
     /// Byte offset of the activation data inside the file.
-    data_start: usize,
+    data_start: u64,
     /// Byte offsets of the row-metadata tensors ([`meta_tensors`]), one per field; empty when
     /// the store keeps none.
-    meta_starts: Vec<usize>,
+    meta_starts: Vec<u64>,
     rows: usize,
     /// Index of the shard's first row in the store.
     first_row: u64,
 }
 
-/// A store opened for reading. Shards are memory-mapped, so opening costs no reads of the data.
+impl ShardFile {
+    /// Reads `len` bytes at `offset` into `buf` (replacing its contents).
+    fn read_at(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<()> {
+        buf.clear();
+        buf.resize(len, 0);
+        self.file.read_exact_at(buf, offset).map_err(|e| DataError::io("reading shard (was it truncated or replaced?)", &self.path, e))
+    }
+}
+
+/// A store opened for reading. Opening reads only the shards' headers.
 #[derive(Debug)]
 pub struct ActivationStore {
     dir: PathBuf,
     meta: StoreMetadata,
-    shards: Vec<MappedShard>,
+    shards: Vec<ShardFile>,
 }
 
 impl ActivationStore {
@@ -44,11 +56,8 @@ impl ActivationStore {
         for info in &meta.shards {
             let path = dir.join(&info.file);
             let file = File::open(&path).map_err(|e| DataError::io("opening shard", &path, e))?;
-            // SAFETY: the map is read-only; shards are written once (atomically, by rename) and
-            // never modified in place, so the mapped bytes do not change under us.
-            let map = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io("mapping shard", &path, e))?;
-            let (data_start, meta_starts) = check_shard(&map, &path, info.rows, meta.d_in, meta.row_meta)?;
-            shards.push(MappedShard { path, map, data_start, meta_starts, rows: info.rows, first_row });
+            let (data_start, meta_starts) = check_shard(&file, &path, info.rows, meta.d_in, meta.row_meta)?;
+            shards.push(ShardFile { path, file, data_start, meta_starts, rows: info.rows, first_row });
             first_row += info.rows as u64;
         }
         Ok(Self { dir: dir.to_path_buf(), meta, shards })
@@ -98,9 +107,9 @@ impl ActivationStore {
     pub fn append_rows(&self, start: u64, n: usize, out: &mut Vec<f32>) -> Result<()> {
         let d = self.meta.d_in;
         out.reserve(n * d);
+        let mut bytes = Vec::new();
         self.for_each_piece(start, n, |shard, local, take| {
-            let begin = shard.data_start + local * d * 4;
-            let bytes = &shard.map[begin..begin + take * d * 4];
+            shard.read_at(shard.data_start + (local * d * 4) as u64, take * d * 4, &mut bytes)?;
             out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
             Ok(())
         })
@@ -108,7 +117,7 @@ impl ActivationStore {
 
     /// Calls `f(shard, first local row, rows)` for the consecutive pieces of rows
     /// `start .. start + n`, one per shard they fall in; rows beyond the store are an error.
-    fn for_each_piece(&self, start: u64, n: usize, mut f: impl FnMut(&MappedShard, usize, usize) -> Result<()>) -> Result<()> {
+    fn for_each_piece(&self, start: u64, n: usize, mut f: impl FnMut(&ShardFile, usize, usize) -> Result<()>) -> Result<()> {
         let end = start.checked_add(n as u64).filter(|end| *end <= self.meta.count);
         let Some(end) = end else {
             return Err(DataError::invalid("rows", format!("rows {start}..{start}+{n} are beyond the store's {} rows ({})", self.meta.count, self.dir.display())));
@@ -131,16 +140,19 @@ impl ActivationStore {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(n);
-        let mut fields = Vec::with_capacity(4);
+        let (mut bytes, mut columns, mut fields) = (Vec::new(), Vec::new(), Vec::with_capacity(4));
         self.for_each_piece(start, n, |shard, local, take| {
-            for r in local..local + take {
+            // One read per field column, then the rows across them.
+            columns.clear();
+            for &at in &shard.meta_starts {
+                shard.read_at(at + (local * 4) as u64, take * 4, &mut bytes)?;
+                columns.push(bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<u32>>());
+            }
+            for r in 0..take {
                 fields.clear();
-                fields.extend(shard.meta_starts.iter().map(|&at| {
-                    let b = at + r * 4;
-                    u32::from_le_bytes([shard.map[b], shard.map[b + 1], shard.map[b + 2], shard.map[b + 3]])
-                }));
+                fields.extend(columns.iter().map(|c| c[r]));
                 // The shard's tensors were checked against the kind on open.
-                let m = kind.from_fields(&fields).ok_or_else(|| DataError::Shard { path: shard.path.clone(), reason: format!("row {r} has no {kind:?} metadata") })?;
+                let m = kind.from_fields(&fields).ok_or_else(|| DataError::Shard { path: shard.path.clone(), reason: format!("row {} has no {kind:?} metadata", local + r) })?;
                 out.push(m);
             }
             Ok(())
@@ -160,29 +172,81 @@ impl ActivationStore {
     }
 }
 
-/// Validates a shard's safetensors header and size; returns the offsets of the activation data
-/// and of the row-metadata tensors of `kind`.
-fn check_shard(map: &[u8], path: &Path, rows: usize, d_in: usize, kind: Option<RowMetaKind>) -> Result<(usize, Vec<usize>)> {
+/// One tensor of a shard's safetensors header.
+#[derive(serde::Deserialize)]
+struct HeaderEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: [u64; 2],
+}
+
+/// The largest shard header read (safetensors' own limit is 100 MB; ours hold a few tensors).
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// Validates a shard's safetensors header against the file's size and the metadata; returns the
+/// absolute offsets of the activation data and of the row-metadata tensors of `kind`.
+fn check_shard(file: &File, path: &Path, rows: usize, d_in: usize, kind: Option<RowMetaKind>) -> Result<(u64, Vec<u64>)> {
     let bad = |reason: String| DataError::Shard { path: path.to_path_buf(), reason };
-    let tensors = SafeTensors::deserialize(map).map_err(|e| bad(format!("not a valid safetensors file ({e}); it may be truncated")))?;
-    let view = tensors.tensor(ACTIVATIONS_TENSOR).map_err(|_| bad(format!("no `{ACTIVATIONS_TENSOR}` tensor")))?;
-    if view.dtype() != Dtype::F32 {
-        return Err(bad(format!("`{ACTIVATIONS_TENSOR}` is {:?}, the store says float32", view.dtype())));
+    let len = file.metadata().map_err(|e| DataError::io("reading the size of", path, e))?.len();
+    let mut n = [0u8; 8];
+    file.read_exact_at(&mut n, 0).map_err(|_| bad("not a valid safetensors file (shorter than its header length); it may be truncated".into()))?;
+    let n = u64::from_le_bytes(n);
+    if n > MAX_HEADER_BYTES || n.checked_add(8).is_none_or(|end| end > len) {
+        return Err(bad(format!("not a valid safetensors file (a {n}-byte header in a {len}-byte file); it may be truncated")));
     }
-    if view.shape() != [rows, d_in] {
-        return Err(bad(format!("`{ACTIVATIONS_TENSOR}` has shape {:?}, the metadata says [{rows}, {d_in}]", view.shape())));
+    let mut header = vec![0u8; n as usize];
+    file.read_exact_at(&mut header, 8).map_err(|e| DataError::io("reading the header of", path, e))?;
+    let mut entries: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("not a valid safetensors header ({e})")))?;
+    entries.remove("__metadata__");
+    let data_start = 8 + n;
+    // Every tensor within the data, none overlapping, and the data exactly filling the file.
+    let mut spans: Vec<(u64, u64, String)> = Vec::new();
+    let mut tensors = std::collections::BTreeMap::new();
+    for (name, v) in entries {
+        let e: HeaderEntry = serde_json::from_value(v).map_err(|err| bad(format!("tensor `{name}`: {err}")))?;
+        let width = match e.dtype.as_str() {
+            "F32" | "U32" | "I32" => 4,
+            "F16" | "BF16" => 2,
+            other => return Err(bad(format!("tensor `{name}` has dtype {other}"))),
+        };
+        let bytes = e.shape.iter().try_fold(width as u64, |acc, d| acc.checked_mul(*d as u64)).ok_or_else(|| bad(format!("tensor `{name}`: shape {:?} overflows", e.shape)))?;
+        let [a, b] = e.data_offsets;
+        if b < a || b - a != bytes {
+            return Err(bad(format!("tensor `{name}`: offsets {a}..{b} do not hold shape {:?} of {}", e.shape, e.dtype)));
+        }
+        spans.push((a, b, name.clone()));
+        tensors.insert(name, e);
     }
-    let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
+    spans.sort();
+    let mut end = 0u64;
+    for (a, b, name) in &spans {
+        if *a != end {
+            return Err(bad(format!("tensor `{name}` starts at {a}, expected {end} (overlapping or gapped data)")));
+        }
+        end = *b;
+    }
+    if data_start + end != len {
+        return Err(bad(format!("the header describes {} bytes of data, the file holds {}; it may be truncated", end, len - data_start)));
+    }
+    let view = tensors.get(ACTIVATIONS_TENSOR).ok_or_else(|| bad(format!("no `{ACTIVATIONS_TENSOR}` tensor")))?;
+    if view.dtype != "F32" {
+        return Err(bad(format!("`{ACTIVATIONS_TENSOR}` is {}, the store says float32", view.dtype)));
+    }
+    if view.shape != [rows, d_in] {
+        return Err(bad(format!("`{ACTIVATIONS_TENSOR}` has shape {:?}, the metadata says [{rows}, {d_in}]", view.shape)));
+    }
+    let start = data_start + view.data_offsets[0];
     let Some(kind) = kind else {
         return Ok((start, Vec::new()));
     };
     let mut starts = Vec::with_capacity(4);
     for name in meta_tensors(kind) {
-        let t = tensors.tensor(name).map_err(|_| bad(format!("no `{name}` tensor, the metadata says the store keeps {kind:?} metadata")))?;
-        if t.dtype() != Dtype::U32 || t.shape() != [rows] {
-            return Err(bad(format!("`{name}` is {:?} {:?}, expected U32 [{rows}]", t.dtype(), t.shape())));
+        let t = tensors.get(*name).ok_or_else(|| bad(format!("no `{name}` tensor, the metadata says the store keeps {kind:?} metadata")))?;
+        if t.dtype != "U32" || t.shape != [rows] {
+            return Err(bad(format!("`{name}` is {} {:?}, expected U32 [{rows}]", t.dtype, t.shape)));
         }
-        starts.push(t.data().as_ptr() as usize - map.as_ptr() as usize);
+        starts.push(data_start + t.data_offsets[0]);
     }
     Ok((start, starts))
 }

@@ -212,3 +212,16 @@ fn shards_listed_twice_or_out_of_order_and_incomplete_stores_are_named() {
     let err = store.require_complete().unwrap_err().to_string();
     assert!(err.contains("incomplete") && err.contains("25 rows"), "{err}");
 }
+
+#[test]
+fn a_shard_truncated_while_open_is_an_error_not_a_sigbus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = write(tmp.path(), 30, 4, 10);
+    let shard = tmp.path().join("shard-000001.safetensors");
+    let len = std::fs::metadata(&shard).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&shard).unwrap().set_len(len / 3).unwrap();
+    let mut out = Vec::new();
+    store.append_rows(0, 10, &mut out).unwrap();
+    let err = store.append_rows(10, 10, &mut out).unwrap_err().to_string();
+    assert!(err.contains("shard-000001.safetensors") && err.contains("truncated"), "{err}");
+}
