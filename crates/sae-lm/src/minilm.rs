@@ -15,13 +15,13 @@ use std::path::Path;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sae_core::hooks::{Hooks, NoHooks};
-use sae_core::{HookedModel, RowMeta};
+use sae_core::HookedModel;
 use sae_assets::AssetCache;
 use serde::Deserialize;
 
 use crate::error::{LmError, Result};
 use crate::layers::{Linear, Norm, NormScale, hook3, hook4};
-use crate::model::{LanguageModel, batch_shape, blocks_for, token_rows};
+use crate::model::{LanguageModel, batch_shape};
 use crate::tokenizer::TextTokenizer;
 use crate::weights::Weights;
 
@@ -284,25 +284,5 @@ impl HookedModel for MiniLm {
         v
     }
 
-    fn forward(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks) -> sae_core::Result<Tensor<3>> {
-        Ok(self.forward_lm(ids, hooks)?)
-    }
-
-    fn forward_to(&self, ids: &[Vec<u32>], hooks: &mut dyn Hooks, hook: &str) -> sae_core::Result<()> {
-        let blocks = blocks_for(hook, self.blocks.len());
-        if blocks == self.blocks.len() {
-            self.forward_lm(ids, hooks)?;
-        } else {
-            self.forward_blocks(ids, hooks, blocks)?;
-        }
-        Ok(())
-    }
-
-    fn batch_len(&self, ids: &[Vec<u32>]) -> usize {
-        ids.len()
-    }
-
-    fn row_meta(&self, ids: &[Vec<u32>], hook: &str, first_sample: u64) -> sae_core::Result<Vec<RowMeta>> {
-        token_rows(self, ids, hook, first_sample)
-    }
+    crate::model::text_forward_methods!();
 }

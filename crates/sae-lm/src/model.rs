@@ -123,3 +123,34 @@ pub(crate) fn batch_shape(ids: &[Vec<u32>], max: usize, vocab: usize) -> Result<
     }
     Ok((b, s))
 }
+
+/// The [`HookedModel`] methods every text model of this crate shares, for a type with
+/// `forward_lm` (the whole model), `forward_blocks` (the first blocks only) and a `blocks` field:
+/// `forward`, `forward_to` (only the blocks a hook needs), `batch_len`, and `row_meta` (one token
+/// per row). Use inside `impl HookedModel for ...`.
+macro_rules! text_forward_methods {
+    () => {
+        fn forward(&self, ids: &[Vec<u32>], hooks: &mut dyn sae_core::hooks::Hooks) -> sae_core::Result<burn::tensor::Tensor<3>> {
+            Ok(self.forward_lm(ids, hooks)?)
+        }
+
+        fn forward_to(&self, ids: &[Vec<u32>], hooks: &mut dyn sae_core::hooks::Hooks, hook: &str) -> sae_core::Result<()> {
+            let blocks = $crate::model::blocks_for(hook, self.blocks.len());
+            if blocks == self.blocks.len() {
+                self.forward_lm(ids, hooks)?;
+            } else {
+                self.forward_blocks(ids, hooks, blocks)?;
+            }
+            Ok(())
+        }
+
+        fn batch_len(&self, ids: &[Vec<u32>]) -> usize {
+            ids.len()
+        }
+
+        fn row_meta(&self, ids: &[Vec<u32>], hook: &str, first_sample: u64) -> sae_core::Result<Vec<sae_core::RowMeta>> {
+            $crate::model::token_rows(self, ids, hook, first_sample)
+        }
+    };
+}
+pub(crate) use text_forward_methods;
