@@ -171,3 +171,25 @@ fn main() -> Result<()> {
         _ => bail!("usage: sae-fuzz list | sae-fuzz run TARGET|all [--seconds N] [--runs N] [--seed S] [--out DIR] | sae-fuzz replay TARGET FILE"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smoke run of `cargo xtask ci`: every target, a fixed number of executions from a fixed
+    /// seed (an exact replay, so a failure here reproduces with `sae-fuzz run T --runs N --seed S`).
+    #[test]
+    fn every_target_survives_a_fixed_smoke_run() {
+        let out = std::env::temp_dir().join(format!("sae-fuzz-smoke-{}", std::process::id()));
+        let o = Options { seconds: 600.0, runs: 400, seed: 17, out: out.clone() };
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let outcomes: Vec<(&str, Result<Outcome>)> = targets::all().iter().map(|t| (t.name, fuzz(t, &o))).collect();
+        std::panic::set_hook(quiet);
+        for (name, outcome) in outcomes {
+            let r = outcome.unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert_eq!(r.runs, o.runs, "{name} stopped early");
+            assert_eq!(r.findings, 0, "{name}: {} panics; inputs in {}", r.findings, out.display());
+        }
+    }
+}

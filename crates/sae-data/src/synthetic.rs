@@ -233,6 +233,38 @@ impl SyntheticGenerator {
         self.block_with_features(index, rows, None)
     }
 
+    /// The generator of a store written by [`SyntheticGenerator::write_store`], from the store's
+    /// `source` metadata; `None` when the store was not made by this generator.
+    pub fn from_store_source(source: &serde_json::Value) -> Option<Result<Self>> {
+        if source.get("generator").and_then(|g| g.as_str()) != Some("sae-data synthetic") {
+            return None;
+        }
+        let cfg = source.get("config").cloned().unwrap_or_default();
+        Some(serde_json::from_value::<SyntheticConfig>(cfg).map_err(|e| DataError::invalid("source.config", e.to_string())).and_then(Self::new))
+    }
+
+    /// Rows `start .. start + n` of the generated stream (clipped to `cfg.tokens`), row-major,
+    /// with the features active in each: the rows of the store, regenerated with what made them.
+    pub fn rows_with_active(&self, start: u64, n: usize) -> (Vec<f32>, Vec<Vec<usize>>) {
+        let end = (start + n as u64).min(self.cfg.tokens);
+        let (mut x, mut active) = (Vec::new(), Vec::new());
+        let mut row = start;
+        while row < end {
+            let block = row / BLOCK_ROWS as u64;
+            let block_start = block * BLOCK_ROWS as u64;
+            let block_rows = (self.cfg.tokens - block_start).min(BLOCK_ROWS as u64) as usize;
+            // A block's rows are drawn in order from its own seed: its first rows are the same
+            // whatever the number drawn, so drawing up to the last row needed is enough.
+            let upto = ((end - block_start) as usize).min(block_rows);
+            let (bx, ba) = self.block_with_active(block, upto);
+            let from = (row - block_start) as usize;
+            x.extend_from_slice(&bx[from * self.cfg.d_in..]);
+            active.extend(ba.into_iter().skip(from));
+            row = block_start + upto as u64;
+        }
+        (x, active)
+    }
+
     /// Like [`SyntheticGenerator::block`], also recording the features active in each row.
     pub fn block_with_active(&self, index: u64, rows: usize) -> (Vec<f32>, Vec<Vec<usize>>) {
         let mut record = Vec::with_capacity(rows);

@@ -88,7 +88,9 @@ pub fn text_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Runs the corpus through `model` and writes the activations at `settings.hook` to a new store
-/// at `out` (with token ids, positions and windows). `progress(rows_stored, rows_wanted)` is
+/// at `out` (with token ids, positions and windows), or continues the incomplete store of an
+/// interrupted harvest of the same corpus with the same settings (the batch size included; the
+/// row count may differ). `progress(rows_stored, rows_wanted)` is
 /// called after every batch. The report's `dropped_filtered` counts the framing tokens left out.
 pub fn harvest(
     model: &dyn LanguageModel,
@@ -112,9 +114,11 @@ pub fn harvest(
     }
     let body = settings.context - prefix - suffix;
     let source = serde_json::json!({
-        "model": model.name(), "hook": settings.hook, "context": settings.context,
+        "model": model.name(), "hook": settings.hook, "context": settings.context, "batch": settings.batch,
         "exclude_special": settings.exclude_special, "max_norm_multiple": settings.max_norm_multiple,
         "corpus": corpus.iter().map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect::<Vec<_>>(),
+        // With the names, the sizes: a resumed harvest must read the same text.
+        "corpus_bytes": corpus.iter().map(|(_, t)| t.len()).collect::<Vec<_>>(),
     });
     let mut windows = Windows { model, texts: corpus.iter(), stream: Vec::new(), body, batch: settings.batch };
     let first = windows.next_batch()?;

@@ -2,7 +2,10 @@
 //!
 //! How good an SAE is: [reconstruction and sparsity](reconstruction) metrics accumulated over
 //! batches, [ground-truth recovery](recovery) (Hungarian matching of decoder rows to known
-//! features by |cosine|), and both in one call on an activation source ([`evaluate`]). Formulas and sources are in `docs/metrics.md`; figures of them are
+//! features by |cosine|), and both in one call on an activation source ([`evaluate`]);
+//! [stability across seeds](stability) (Hungarian matching of two SAEs' latents) and the
+//! [synthetic suite](synthetic) (SynthSAEBench's classification metrics, absorption on a known
+//! hierarchy). Formulas and sources are in `docs/metrics.md`; figures of them are
 //! `sae-plot`.
 //!
 //! ```
@@ -22,3 +25,5 @@ pub mod evaluate;
 pub mod hungarian;
 pub mod reconstruction;
 pub mod recovery;
+pub mod stability;
+pub mod synthetic;

@@ -1,4 +1,5 @@
-//! Metrics against hand-computed cases and brute force.
+//! Metrics against hand-computed cases, brute force and reference numbers of numpy/scipy
+//! (`fixtures/generate_stability.py`).
 
 use burn::tensor::{Device, Tensor};
 use proptest::prelude::*;
@@ -6,6 +7,7 @@ use sae_core::SparseCodes;
 use sae_metrics::hungarian::assign_min_cost;
 use sae_metrics::reconstruction::ReconstructionAccumulator;
 use sae_metrics::recovery::feature_recovery;
+use sae_metrics::stability::{Directions, stability};
 
 fn brute_force(cost: &[f64], n: usize, m: usize) -> f64 {
     fn go(cost: &[f64], n: usize, m: usize, row: usize, used: &mut Vec<bool>) -> f64 {
@@ -93,4 +95,89 @@ fn evaluating_no_usable_row_is_an_error_not_a_perfect_score() {
     let one = InMemorySource { rows: vec![f32::NAN, 0.0, 1.0, 2.0], d_in: 2, meta: None };
     let report = evaluate(sae.as_ref(), &one, &options, |_| {}).unwrap();
     assert_eq!(report.skipped_rows, 1);
+}
+
+fn stability_case(name: &str) -> (Directions, Directions, serde_json::Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/reference/stability").join(name);
+    let read = |f: &str| sae_core::format::npy::read_npy(&dir.join(format!("{f}.npy"))).unwrap();
+    let dirs = |dec: &str, enc: &str| {
+        let (dec, enc) = (read(dec), read(enc));
+        Directions { n: dec.shape[0], d: dec.shape[1], decoder: dec.values, encoder: enc.values }
+    };
+    let expected = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    (dirs("a_dec", "a_enc"), dirs("b_dec", "b_enc"), expected)
+}
+
+#[test]
+fn stability_matches_scipy_on_planted_and_random_dictionaries() {
+    let device = Device::flex();
+    for name in ["planted", "random"] {
+        let (a, b, want) = stability_case(name);
+        let s = stability(&a, &b, &device).unwrap();
+        // Cosines come from an f32 product of unit rows of width d: each within d·2⁻²³ of the
+        // f64 reference, and so is a mean of them.
+        let tol = 4.0 * a.d as f64 * f32::EPSILON as f64;
+        for (key, got) in [("decoder_alignment", s.decoder_alignment), ("encoder_alignment", s.encoder_alignment)] {
+            let w = want[key].as_f64().unwrap();
+            assert!((got - w).abs() <= tol, "{name} {key}: {got} vs scipy {w}");
+        }
+        // The generator keeps every cosine over 1e-3 from the threshold: the fractions are exact.
+        assert_eq!(s.shared_fraction, want["shared_fraction"].as_f64().unwrap(), "{name}");
+        assert_eq!(s.same_match_fraction, want["same_match_fraction"].as_f64().unwrap(), "{name}");
+        let partners = |k: &str| want[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect::<Vec<_>>();
+        assert_eq!(s.decoder.partner, partners("decoder_partner"), "{name}");
+        assert_eq!(s.encoder.partner, partners("encoder_partner"), "{name}");
+        // The comparison is symmetric in the scores when widths are equal, and swaps otherwise.
+        let back = stability(&b, &a, &device).unwrap();
+        assert!((back.decoder_alignment - s.decoder_alignment).abs() <= tol && back.swapped == (a.n < b.n), "{name}");
+    }
+}
+
+#[test]
+fn stability_of_an_sae_with_itself_is_perfect_and_bad_input_is_an_error() {
+    let device = Device::flex();
+    let (a, b, _) = stability_case("planted");
+    let s = stability(&a, &a, &device).unwrap();
+    assert!((s.decoder_alignment - 1.0).abs() < 1e-5 && (s.encoder_alignment - 1.0).abs() < 1e-5);
+    assert_eq!((s.shared_fraction, s.same_match_fraction), (1.0, 1.0));
+    assert_eq!(s.decoder.partner, (0..a.n).collect::<Vec<_>>());
+    let narrow = Directions { d: 8, decoder: a.decoder[..a.n * 8].to_vec(), encoder: a.encoder[..a.n * 8].to_vec(), ..a.clone() };
+    assert!(stability(&narrow, &b, &device).unwrap_err().to_string().contains("d_in"));
+    let mut nan = a.clone();
+    nan.decoder[3] = f32::NAN;
+    assert!(stability(&nan, &b, &device).unwrap_err().to_string().contains("NaN"));
+    let short = Directions { decoder: a.decoder[..10].to_vec(), ..a.clone() };
+    assert!(stability(&short, &b, &device).is_err());
+}
+
+#[test]
+fn synthetic_classification_uniqueness_and_absorption_by_hand() {
+    use sae_metrics::synthetic::SyntheticAccumulator;
+    // Features: 0 a parent, 1 its child, 2 a root. Latents 0 and 1 point at features 0 and 1,
+    // latent 2 also at feature 1 (a duplicate), though the Hungarian match gives it feature 2.
+    let abs_cos = [0.9, 0.1, 0.2, /**/ 0.1, 0.8, 0.3, /**/ 0.0, 0.6, 0.5];
+    let mut acc = SyntheticAccumulator::new(&abs_cos, 3, vec![Some(0), Some(1), Some(2)], vec![None, Some(0), None]).unwrap();
+    let rows: [(&[usize], [f32; 3]); 5] = [
+        (&[0], [1.0, 0.0, 0.0]),
+        (&[0, 1], [0.0, 1.0, 0.0]), // the parent's latent is silent: absorbed by the child's
+        (&[0, 1], [1.0, 1.0, 0.0]),
+        (&[2], [0.0, 0.0, 1.0]),
+        (&[], [1.0, 0.0, 0.0]),
+    ];
+    let codes: Vec<f32> = rows.iter().flat_map(|r| r.1).collect();
+    let active: Vec<Vec<usize>> = rows.iter().map(|r| r.0.to_vec()).collect();
+    assert!(acc.update(&codes, &active));
+    let m = acc.finish();
+    // Latent 0: TP 2, FP 1, FN 1, TN 1; latent 1: TP 2, TN 3; latent 2: FP 1, FN 2, TN 2.
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    assert!(close(m.precision, 5.0 / 9.0) && close(m.recall, 5.0 / 9.0) && close(m.f1, 5.0 / 9.0), "{m:?}");
+    assert!(close(m.accuracy, 2.0 / 3.0) && close(m.uniqueness, 2.0 / 3.0) && close(m.true_l0, 1.2), "{m:?}");
+    assert_eq!(m.pairs.len(), 1);
+    let pair = &m.pairs[0];
+    assert_eq!((pair.parent, pair.child, pair.parent_latent, pair.child_rows), (0, 1, 0, 2));
+    assert!(close(pair.absorption, 0.5) && close(pair.parent_alone_recall, 1.0) && m.absorption == Some(0.5), "{m:?}");
+    // Sizes that disagree add nothing.
+    assert!(!acc.update(&codes[..4], &active));
+    assert!(!acc.update(&codes, &[vec![7], vec![], vec![], vec![], vec![]]));
+    assert!(SyntheticAccumulator::new(&abs_cos, 3, vec![Some(5), None, None], vec![None; 3]).is_none());
 }

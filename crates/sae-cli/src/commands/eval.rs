@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use sae_core::ActivationSource;
 use sae_core::format::load_sae;
 use sae_data::store::ActivationStore;
 use sae_data::synthetic::GroundTruth;
@@ -53,9 +54,24 @@ pub struct EvalArgs {
     /// Tokens per window for the downstream loss.
     #[arg(long, default_value_t = 128)]
     ce_context: usize,
+    /// Suites to run, comma-separated: `core` (reconstruction, sparsity, ground-truth MCC, and
+    /// the downstream loss with `--model`), `synthetic` (SynthSAEBench's metrics and absorption
+    /// on the generator's hierarchy, for a store written by `sae synth`: its rows are regenerated
+    /// with the true features active in each and checked against the store).
+    #[arg(long, value_delimiter = ',', default_value = "core")]
+    suite: Vec<Suite>,
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = Backend::default())]
     backend: Backend,
+}
+
+/// An evaluation suite of `sae eval --suite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// Reconstruction, sparsity, recovery, downstream loss: the top-level JSON keys.
+    Core,
+    /// Ground-truth metrics of a synthetic store: the `synthetic` JSON key.
+    Synthetic,
 }
 
 /// Runs `sae eval`: [`sae_metrics::evaluate::evaluate`] on the store, then the downstream loss
@@ -91,11 +107,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
         pb.finish_and_clear();
         json["downstream"] = serde_json::to_value(&r)?;
     }
+    if a.suite.contains(&Suite::Synthetic) {
+        json["synthetic"] = serde_json::to_value(synthetic_suite(sae.as_ref(), &store, a.rows, a.batch_size)?)?;
+    }
     say!("{} on {} rows of {}", a.sae.display(), metrics.rows, a.data.display());
     if let Some(obj) = json.as_object() {
         for (k, v) in obj {
             if let Some(inner) = v.as_object() {
-                for (k2, v2) in inner {
+                for (k2, v2) in inner.iter().filter(|(_, v)| !v.is_array() && !v.is_object()) {
                     let shown = v2.as_f64().map(|f| format!("{f:.5}")).unwrap_or_else(|| v2.to_string());
                     say!("  {:<30} {shown}", format!("{k}.{k2}"));
                 }
@@ -113,4 +132,31 @@ pub fn run(a: EvalArgs) -> Result<()> {
         sae_core::format::atomic::write_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
     }
     Ok(())
+}
+
+/// The synthetic suite on the last `rows` rows of a store written by `sae synth`: the rows are
+/// regenerated with their true active features, checked bit for bit against the store.
+fn synthetic_suite(sae: &dyn sae_core::Sae, store: &ActivationStore, rows: u64, batch_size: usize) -> Result<sae_metrics::synthetic::SyntheticReport> {
+    let Some(generator) = sae_data::synthetic::SyntheticGenerator::from_store_source(&store.metadata().source) else {
+        bail!("--suite synthetic needs a store written by `sae synth` (its metadata names the generator and its settings)");
+    };
+    let generator = generator?;
+    let truth = generator.ground_truth();
+    let n = rows.min(store.len());
+    let start = store.len() - n;
+    let step = batch_size.max(1) as u64;
+    let mut stored = Vec::new();
+    let batches = (start..store.len()).step_by(step as usize).map(|s| -> Result<(Vec<f32>, Vec<Vec<usize>>)> {
+        let take = step.min(store.len() - s) as usize;
+        let (x, active) = generator.rows_with_active(s, take);
+        store.read_rows(s, take, &mut stored)?;
+        if x != stored {
+            bail!("rows {s}..{} of the store differ from what its generator makes: the store was changed after `sae synth` wrote it", s + take as u64);
+        }
+        Ok((x, active))
+    });
+    let pb = bar(n, "rows (synthetic)");
+    let report = sae_metrics::synthetic::evaluate_synthetic(sae, &truth.features, &truth.parent, batches, |done| pb.set_position(done))?;
+    pb.finish_and_clear();
+    Ok(report)
 }

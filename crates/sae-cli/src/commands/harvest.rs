@@ -27,9 +27,13 @@ pub struct HarvestArgs {
     /// Rows (tokens) to store.
     #[arg(long, default_value_t = 100_000)]
     tokens: u64,
-    /// Output store directory (must not hold a store yet).
+    /// Output store directory: a new one, or the incomplete store of an interrupted harvest with
+    /// the same model, hook, corpus and settings, which is continued where its last shard ended.
     #[arg(long)]
     out: PathBuf,
+    /// Rows per store shard (the unit a killed harvest loses at most).
+    #[arg(long, default_value_t = 65_536)]
+    shard_rows: usize,
     /// Tokens per context window, framing tokens included.
     #[arg(long, default_value_t = 128)]
     context: usize,
@@ -61,12 +65,15 @@ pub fn run(args: HarvestArgs) -> Result<()> {
         batch: args.batch,
         exclude_special: args.exclude_bos,
         max_norm_multiple: (args.max_norm_multiple > 0.0).then_some(args.max_norm_multiple),
-        ..HarvestSettings::default()
+        shard_rows: args.shard_rows,
     };
     let pb = bar(args.tokens, "tokens");
     let start = Instant::now();
     let report = harvest(model.as_ref(), &corpus, &settings, &args.out, |done, _| pb.set_position(done))?;
     pb.finish_and_clear();
+    if report.resumed_rows > 0 {
+        say!("continued an interrupted harvest in {}: {} rows were already there", args.out.display(), report.resumed_rows);
+    }
     let secs = start.elapsed().as_secs_f64();
     let run_tokens = report.samples as f64 * args.context as f64;
     say!(

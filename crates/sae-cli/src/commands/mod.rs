@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod bench;
+pub mod compare;
 pub mod convert;
 pub mod encode;
 pub mod generate;

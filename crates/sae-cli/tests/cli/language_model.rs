@@ -1,10 +1,12 @@
 //! The language-model commands end to end on SmolLM2 (fetched into the asset cache if missing):
 //! `sae generate` prints " Paris." for the capital of France, and a steered generation with an
 //! SAE directory on disk (feature 0's decoder row = the embedding of " London", read with
-//! `sae run --hook hook_embed`) prints a different continuation; bad flags are clean errors.
+//! `sae run --hook hook_embed`) prints a different continuation; bad flags are clean errors; a
+//! harvest killed with SIGKILL, run again, ends with the store of an uninterrupted harvest.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use sae_core::SaeConfig;
@@ -80,4 +82,56 @@ fn generate_plain_and_steered_from_an_sae_directory() {
     fails_with(&sae(&["generate", "--model", "minilm", "--prompt", "x"]), &["not a causal language model"]);
     // Steering with an SAE whose width is not the hook's is a typed error (576 vs the MLP's 1536).
     fails_with(&sae(&["generate", "--prompt", "x", "--sae", dir, "--hook", "blocks.3.mlp.hook_post", "--steer", "0:1"]), &["steering direction", "[576]", "[1536]"]);
+}
+
+/// The files of a store directory (its lock left out), by name.
+fn store_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir).unwrap().flatten().map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())).collect();
+    files.retain(|(n, _)| !n.starts_with('.'));
+    files.sort();
+    files
+}
+
+#[test]
+fn a_harvest_killed_with_sigkill_continues_to_the_uninterrupted_store() {
+    models_fetched();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tmp.path().join("corpus.txt");
+    let verse = "When in disgrace with fortune and men's eyes, I all alone beweep my outcast state, and trouble deaf heaven with my bootless cries. ";
+    std::fs::write(&text, verse.repeat(120)).unwrap();
+    let args = |out: &Path| -> Vec<String> {
+        ["harvest", "--model", "minilm", "--hook", "blocks.1.hook_resid_post", "--corpus", text.to_str().unwrap(), "--tokens", "3000", "--context", "64", "--batch", "4", "--shard-rows", "128", "--out", out.to_str().unwrap()]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let whole = tmp.path().join("whole");
+    ok(Command::new(env!("CARGO_BIN_EXE_sae")).args(args(&whole)).output().unwrap());
+
+    let cut = tmp.path().join("cut");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sae")).args(args(&cut)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Killed once a few shards are committed, well before the end.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let count = std::fs::read_to_string(cut.join("metadata.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["count"].as_u64());
+        if count.is_some_and(|c| c >= 512) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no shard appeared");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the harvest ended ({status}) before it could be killed; make it longer");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cut.join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["complete"], false, "the kill came too late");
+    // Training refuses the incomplete store; the same harvest command continues it.
+    fails_with(&sae(&["train", "--data", cut.to_str().unwrap(), "--arch", "topk", "--d-sae", "64", "--k", "4", "--out", tmp.path().join("t").to_str().unwrap()]), &["incomplete"]);
+    let printed = ok(Command::new(env!("CARGO_BIN_EXE_sae")).args(args(&cut)).output().unwrap());
+    assert!(printed.contains("continued an interrupted harvest"), "{printed}");
+    assert_eq!(store_files(&cut), store_files(&whole));
+    // Once complete, running it again is an error, not a second harvest over the first.
+    fails_with(&sae(&args(&cut).iter().map(String::as_str).collect::<Vec<_>>()), &["already exists", "never overwritten"]);
 }

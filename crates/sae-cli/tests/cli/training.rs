@@ -1,5 +1,6 @@
-//! `sae synth`, `sae train` and `sae eval` end to end: determinism across runs and seeds, a run
-//! killed with SIGKILL that resumes to bit-identical weights, and bad configs as typed errors.
+//! `sae synth`, `sae train`, `sae eval` and `sae compare` end to end: determinism across runs and
+//! seeds, a run killed with SIGKILL that resumes to bit-identical weights, the synthetic suite and
+//! stability across seeds, and bad configs as typed errors.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -78,6 +79,56 @@ fn same_seed_same_weights_different_seed_different_weights() {
     assert!(!again.status.success() && err.contains("already holds a trained SAE") && err.contains("--force"), "{err}");
     ok(train(&store, &a, &["--seed", "1", "--force"]));
     assert_eq!(weights(&a), weights(&b));
+}
+
+#[test]
+fn the_synthetic_suite_and_stability_across_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = synth(tmp.path(), 20_000);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    ok(train(&store, &a, &["--seed", "1"]));
+    ok(train(&store, &b, &["--seed", "2"]));
+
+    let json = tmp.path().join("eval.json");
+    ok(sae(&["eval", "--sae", s(&a), "--data", s(&store), "--suite", "core,synthetic", "--rows", "5000", "--json", s(&json)]));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let syn = &v["synthetic"];
+    for key in ["mcc", "precision", "recall", "f1", "accuracy", "uniqueness", "explained_variance", "shrinkage", "absorption", "true_l0", "sae_l0"] {
+        let x = syn[key].as_f64().unwrap_or_else(|| panic!("missing synthetic.{key}: {syn}"));
+        assert!(x.is_finite() && x >= 0.0, "synthetic.{key} = {x}");
+    }
+    // The suites agree where they overlap, and the generator's 4 parents give 12 pairs.
+    assert_eq!(syn["explained_variance"], v["explained_variance"]);
+    assert_eq!(syn["sae_l0"], v["l0"]);
+    assert_eq!(syn["pairs"].as_array().unwrap().len(), 12);
+    assert!(syn["uniqueness"].as_f64().unwrap() <= 1.0 && syn["rows"] == 5000);
+
+    // Stability: an SAE against itself is perfect; two seeds agree less, within [-1, 1].
+    let cmp = tmp.path().join("compare.json");
+    ok(sae(&["compare", "--sae", s(&a), "--sae", s(&a), "--sae", s(&b), "--json", s(&cmp)]));
+    let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cmp).unwrap()).unwrap();
+    let pairs = c["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3);
+    assert!((pairs[0]["decoder_alignment"].as_f64().unwrap() - 1.0).abs() < 1e-5 && pairs[0]["same_match_fraction"] == 1.0, "{}", pairs[0]);
+    let other = &pairs[1];
+    for key in ["decoder_alignment", "encoder_alignment", "shared_fraction", "same_match_fraction"] {
+        let x = other[key].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&x), "{key} = {x}");
+    }
+    assert!(other["decoder_alignment"].as_f64().unwrap() < 1.0 - 1e-4);
+    assert_eq!(other["decoder"]["partner"].as_array().unwrap().len(), 64);
+
+    // A store that is not the generator's, or one changed after it was written, is refused.
+    let out = sae(&["compare", "--sae", s(&a)]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("at least two"));
+    let shard = store.join("shard-000000.safetensors");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&shard, bytes).unwrap();
+    let out = sae(&["eval", "--sae", s(&a), "--data", s(&store), "--suite", "synthetic", "--rows", "20000"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("differ from what its generator makes"), "{err}");
 }
 
 #[test]

@@ -43,6 +43,19 @@ pub struct ShardInfo {
     pub rows: usize,
 }
 
+/// Where the producer of an incomplete store stood when it pushed the rows that the last
+/// committed shard ends in: its own `cursor` (the samples it had consumed, its counters) and the
+/// rows the store held before that push. Resuming, the producer restarts at `cursor` and skips
+/// the `count − rows_before` rows of that push already on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumePoint {
+    /// The producer's state before the push, as it described it.
+    pub cursor: serde_json::Value,
+    /// Rows in the store (committed or pending) before the push.
+    pub rows_before: u64,
+}
+
 /// Contents of `metadata.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +83,10 @@ pub struct StoreMetadata {
     /// for rows with no origin (synthetic data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_meta: Option<RowMetaKind>,
+    /// Where an incomplete store's producer can restart ([`ResumePoint`]); absent when the
+    /// producer set none, before the first shard, and once the store is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumePoint>,
     /// How the first stores said [`RowMetaKind::Token`] (`"tokens": true`); read, never written.
     #[serde(default, skip_serializing)]
     tokens: bool,
@@ -102,6 +119,7 @@ impl StoreMetadata {
             complete: false,
             source,
             row_meta,
+            resume: None,
             tokens: false,
         }
     }
@@ -134,6 +152,11 @@ impl StoreMetadata {
         }
         if let Some(s) = self.shards.iter().find(|s| s.file.contains('/') || s.file.contains('\\') || s.file.starts_with('.')) {
             return Err(bad("shards", format!("shard file `{}` must be a plain name inside the store", s.file)));
+        }
+        if let Some(r) = &self.resume {
+            if r.rows_before > self.count || self.complete {
+                return Err(bad("resume", format!("a resume point {} rows before the {} committed{}", r.rows_before, self.count, if self.complete { " of a complete store" } else { "" })));
+            }
         }
         // The writer names shard i `shard-{i:06}.safetensors`: a file listed twice, or out of
         // order, would read rows twice or in another order without any other sign.

@@ -15,6 +15,6 @@ mod reader;
 mod source;
 mod writer;
 
-pub use metadata::{ACTIVATIONS_TENSOR, DIFFUSION_TENSORS, METADATA_FILE, PATCH_TENSORS, STORE_FORMAT, ShardInfo, StoreMetadata, TOKEN_TENSORS, meta_tensors, shard_file};
+pub use metadata::{ACTIVATIONS_TENSOR, DIFFUSION_TENSORS, METADATA_FILE, PATCH_TENSORS, ResumePoint, STORE_FORMAT, ShardInfo, StoreMetadata, TOKEN_TENSORS, meta_tensors, shard_file};
 pub use reader::ActivationStore;
 pub use writer::StoreWriter;

@@ -7,20 +7,24 @@ use sae_core::format::atomic::write_atomic;
 use sae_core::format::lock::DirLock;
 use sae_core::{RowMeta, RowMetaKind};
 
-use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, ShardInfo, StoreMetadata, meta_tensors, shard_file};
+use super::metadata::{ACTIVATIONS_TENSOR, METADATA_FILE, ResumePoint, ShardInfo, StoreMetadata, meta_tensors, shard_file};
 use crate::error::{DataError, Result};
 
 /// Appends activation rows to a store, committing one full shard at a time.
 ///
 /// Rows pushed since the last committed shard live in memory only: after a crash,
 /// [`StoreWriter::resume`] reopens the store at [`StoreWriter::committed_rows`] and the producer
-/// regenerates from there.
+/// regenerates from there. A producer whose rows cannot be regenerated from a row count alone
+/// (a harvest, whose filters drop rows) calls [`StoreWriter::set_cursor`] before each push; the
+/// metadata of every commit then records where it stood ([`ResumePoint`]).
 #[derive(Debug)]
 pub struct StoreWriter {
     dir: PathBuf,
     meta: StoreMetadata,
     pending: Vec<f32>,
     pending_meta: Vec<RowMeta>,
+    /// The producer's cursor for the rows pushed since it was set.
+    cursor: Option<ResumePoint>,
     /// Held while writing: a second writer of the same store is refused.
     _lock: DirLock,
 }
@@ -53,7 +57,7 @@ impl StoreWriter {
             return Err(DataError::Metadata { path: meta_path, field: "-".into(), reason: "a store already exists here; resume it or choose another directory".into() });
         }
         let meta = StoreMetadata::new(d_in, shard_rows, source, kind);
-        let writer = Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_meta: Vec::new(), _lock: lock };
+        let writer = Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_meta: Vec::new(), cursor: None, _lock: lock };
         writer.write_metadata()?;
         Ok(writer)
     }
@@ -67,10 +71,26 @@ impl StoreWriter {
             return Err(DataError::Metadata {
                 path: dir.join(METADATA_FILE),
                 field: "complete".into(),
-                reason: "the store is already complete".into(),
+                reason: "a complete store already exists here and is never overwritten; choose another directory".into(),
             });
         }
-        Ok(Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_meta: Vec::new(), _lock: lock })
+        Ok(Self { dir: dir.to_path_buf(), meta, pending: Vec::new(), pending_meta: Vec::new(), cursor: None, _lock: lock })
+    }
+
+    /// Where the producer stood at the last commit, if it said ([`StoreWriter::set_cursor`]).
+    pub fn resume_point(&self) -> Option<&ResumePoint> {
+        self.meta.resume.as_ref()
+    }
+
+    /// The store's metadata as committed so far.
+    pub fn metadata(&self) -> &StoreMetadata {
+        &self.meta
+    }
+
+    /// Records the producer's state before its next push: the next committed shard's metadata
+    /// keeps it with the row count at this call, so that a resumed producer can restart there.
+    pub fn set_cursor(&mut self, cursor: serde_json::Value) {
+        self.cursor = Some(ResumePoint { cursor, rows_before: self.rows_written() });
     }
 
     /// Rows safely on disk.
@@ -140,6 +160,7 @@ impl StoreWriter {
             self.commit_shard()?;
         }
         self.meta.complete = true;
+        self.meta.resume = None;
         self.write_metadata()?;
         Ok(self.meta)
     }
@@ -169,6 +190,9 @@ impl StoreWriter {
         write_atomic(&path, &serialized)?;
         self.meta.shards.push(ShardInfo { file, rows });
         self.meta.count += rows as u64;
+        if self.cursor.is_some() {
+            self.meta.resume.clone_from(&self.cursor);
+        }
         self.pending.clear();
         self.pending_meta.clear();
         self.write_metadata()

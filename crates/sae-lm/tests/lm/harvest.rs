@@ -1,6 +1,7 @@
 //! Harvesting MiniLM activations into a store: the rows equal a direct forward pass of the same
 //! windows, every row carries its token, framing tokens and outliers are left out as asked; and
-//! bad corpora (not UTF-8, empty, too short) are typed errors.
+//! bad corpora (not UTF-8, empty, too short) are typed errors; an interrupted harvest continues
+//! to the very store an uninterrupted one writes.
 
 
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use sae_assets::AssetCache;
 use sae_core::{HookedModel, RowMeta};
 use sae_lm::assets as catalog;
 use sae_data::store::ActivationStore;
-use sae_lm::harvest::{HarvestSettings, harvest, read_corpus};
+use sae_lm::harvest::{HarvestReport, HarvestSettings, harvest, read_corpus};
 use sae_lm::minilm::MiniLm;
 use sae_lm::{LanguageModel, LmError};
 
@@ -77,6 +78,81 @@ fn harvested_rows_equal_a_direct_forward_and_carry_their_tokens() {
     let bad = HarvestSettings { hook: "blocks.2.resid".into(), ..settings.clone() };
     assert!(matches!(harvest(&model, &corpus, &bad, &dir.path().join("s3"), |_, _| {}), Err(LmError::Core(sae_core::SaeError::UnknownHook { .. }))));
     assert!(harvest(&model, &corpus, &settings, &out, |_, _| {}).is_err());
+}
+
+/// Every file of a store directory but its lock, by name.
+fn store_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .filter(|(n, _)| !n.starts_with('.'))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn an_interrupted_harvest_continues_to_the_store_of_an_uninterrupted_one() {
+    let model = model();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sonnet.txt");
+    std::fs::write(&file, TEXT.repeat(3)).unwrap();
+    let corpus = read_corpus(&[file]).unwrap();
+    // Shards of 7 rows end inside batches of 2 windows × 10 kept rows; the outlier filter's
+    // threshold comes from the first batch and must survive the interruption.
+    let settings = HarvestSettings {
+        hook: "blocks.1.hook_resid_post".into(),
+        tokens: 90,
+        context: 12,
+        batch: 2,
+        exclude_special: true,
+        max_norm_multiple: Some(1.05),
+        shard_rows: 7,
+    };
+    let whole = dir.path().join("whole");
+    let full = harvest(&model, &corpus, &settings, &whole, |_, _| {}).unwrap();
+    assert!(full.dropped_outliers > 0, "the filter must drop rows for the test to mean anything");
+    for stop_after in [1, 3] {
+        let cut = dir.path().join(format!("cut{stop_after}"));
+        let mut batches = 0;
+        // A panic in the progress callback stands for a kill: pending rows are lost, the
+        // committed shards and their metadata stay.
+        let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            harvest(&model, &corpus, &settings, &cut, |_, _| {
+                batches += 1;
+                if batches == stop_after {
+                    panic!("killed");
+                }
+            })
+        }));
+        assert!(killed.is_err());
+        let partial = ActivationStore::open(&cut).unwrap();
+        assert!(!partial.metadata().complete && partial.metadata().count % 7 == 0);
+        let resumed = harvest(&model, &corpus, &settings, &cut, |_, _| {}).unwrap();
+        assert_eq!(resumed.resumed_rows, partial.metadata().count);
+        assert_eq!(HarvestReport { resumed_rows: 0, ..resumed }, full, "stopped after {stop_after} batches");
+        assert_eq!(store_files(&cut), store_files(&whole), "stopped after {stop_after} batches");
+    }
+
+    // Continued with other settings, or over input that does not match, is an error that says so.
+    let cut = dir.path().join("cut-other");
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| harvest(&model, &corpus, &settings, &cut, |_, _| panic!("killed"))));
+    let other = HarvestSettings { context: 16, ..settings.clone() };
+    let err = harvest(&model, &corpus, &other, &cut, |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("other settings"), "{err}");
+    // A resume point that lies about the samples used (not a batch boundary of this input).
+    let meta_path = cut.join("metadata.json");
+    let mut meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    assert!(meta["resume"].is_object(), "the first batch commits two shards: {meta}");
+    meta["resume"]["cursor"]["samples"] = serde_json::json!(3);
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let err = harvest(&model, &corpus, &settings, &cut, |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("not the same input"), "{err}");
+    meta["resume"]["cursor"]["reference_norm"] = serde_json::json!(-1.0);
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let err = harvest(&model, &corpus, &settings, &cut, |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("reference_norm"), "{err}");
 }
 
 #[test]
