@@ -5,6 +5,12 @@
 /// column, minimising the total cost. Returns the column of each row, or `None` if `n > m` or
 /// a cost is not finite.
 pub fn assign_min_cost(cost: &[f64], n: usize, m: usize) -> Option<Vec<usize>> {
+    assign_min_cost_with_progress(cost, n, m, |_| {})
+}
+
+/// [`assign_min_cost`], calling `progress(rows assigned)` after each row: a matching of tens of
+/// thousands of rows takes a minute.
+pub fn assign_min_cost_with_progress(cost: &[f64], n: usize, m: usize, mut progress: impl FnMut(usize)) -> Option<Vec<usize>> {
     if n > m || cost.len() != n * m || cost.iter().any(|c| !c.is_finite()) {
         return None;
     }
@@ -61,6 +67,7 @@ pub fn assign_min_cost(cost: &[f64], n: usize, m: usize) -> Option<Vec<usize>> {
                 break;
             }
         }
+        progress(i);
     }
     let mut assignment = vec![0usize; n];
     for j in 1..=m {

@@ -16,7 +16,7 @@ use sae_core::params::host_f32;
 use sae_core::{Result, Sae, SaeError};
 use serde::Serialize;
 
-use crate::hungarian::assign_min_cost;
+use crate::hungarian::assign_min_cost_with_progress;
 
 /// Cosine above which a matched pair counts as the same feature (the paper's 0.7).
 pub const SHARED_THRESHOLD: f32 = 0.7;
@@ -101,9 +101,10 @@ pub struct Stability {
 }
 
 /// Matches the latents of `a` and `b` on decoder and on encoder directions (module docs), with
-/// the cosine products on `device`. Directions of different widths, non-finite values or a
-/// zero-width SAE are typed errors.
-pub fn stability(a: &Directions, b: &Directions, device: &Device) -> Result<Stability> {
+/// the cosine products on `device`; `progress(done, total)` counts the latents matched by both
+/// matchings. Directions of different widths, non-finite values or a zero-width SAE are typed
+/// errors.
+pub fn stability(a: &Directions, b: &Directions, device: &Device, mut progress: impl FnMut(u64, u64)) -> Result<Stability> {
     a.check("first SAE")?;
     b.check("second SAE")?;
     if a.d != b.d {
@@ -113,9 +114,10 @@ pub fn stability(a: &Directions, b: &Directions, device: &Device) -> Result<Stab
         return Err(SaeError::Unsupported("stability needs SAEs with at least one latent of positive width".into()));
     }
     let (narrow, wide, swapped) = if a.n <= b.n { (a, b, false) } else { (b, a, true) };
-    let decoder = match_rows(&narrow.decoder, &wide.decoder, narrow.n, wide.n, a.d, device)?;
+    let total = 2 * narrow.n as u64;
+    let decoder = match_rows(&narrow.decoder, &wide.decoder, narrow.n, wide.n, a.d, device, |i| progress(i as u64, total))?;
     let decoder_cos_of_pair = |i: usize, j: usize, m: &[f32], w: &[f32]| cosine(&m[i * a.d..(i + 1) * a.d], &w[j * a.d..(j + 1) * a.d]);
-    let encoder = match_rows(&narrow.encoder, &wide.encoder, narrow.n, wide.n, a.d, device)?;
+    let encoder = match_rows(&narrow.encoder, &wide.encoder, narrow.n, wide.n, a.d, device, |i| progress((narrow.n + i) as u64, total))?;
     let n = narrow.n as f64;
     let shared = decoder
         .partner
@@ -174,10 +176,10 @@ pub fn cosine_matrix(x: &[f32], y: &[f32], n: usize, m: usize, d: usize, device:
 
 /// Matches each of the `n` rows of `x` to a distinct row of `y` (`n ≤ m`) maximising the summed
 /// cosine.
-fn match_rows(x: &[f32], y: &[f32], n: usize, m: usize, d: usize, device: &Device) -> Result<Matching> {
+fn match_rows(x: &[f32], y: &[f32], n: usize, m: usize, d: usize, device: &Device, progress: impl FnMut(usize)) -> Result<Matching> {
     let cos = cosine_matrix(x, y, n, m, d, device)?;
     let cost: Vec<f64> = cos.iter().map(|c| -(*c as f64)).collect();
-    let partner = assign_min_cost(&cost, n, m).ok_or_else(|| SaeError::Invariant("the assignment failed on a finite cosine matrix".into()))?;
+    let partner = assign_min_cost_with_progress(&cost, n, m, progress).ok_or_else(|| SaeError::Invariant("the assignment failed on a finite cosine matrix".into()))?;
     drop(cost);
     let cosine: Vec<f32> = partner.iter().enumerate().map(|(i, &j)| cos[i * m + j]).collect();
     let alignment = cosine.iter().map(|c| *c as f64).sum::<f64>() / n as f64;

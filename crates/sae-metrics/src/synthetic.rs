@@ -77,6 +77,10 @@ pub struct SyntheticMetrics {
     /// Mean over parent–child pairs (with the child seen at least once) of
     /// [`PairAbsorption::absorption`]; `None` without a hierarchy.
     pub absorption: Option<f64>,
+    /// Mean over the same pairs of [`PairAbsorption::parent_alone_recall`]: absorption reads
+    /// against it (a parent latent silent on 30 % of its child's rows absorbs nothing if it is
+    /// also silent on 30 % of the rows where its parent fires alone).
+    pub parent_alone_recall: Option<f64>,
     /// Every pair.
     pub pairs: Vec<PairAbsorption>,
     /// Rows seen.
@@ -215,7 +219,8 @@ impl SyntheticAccumulator {
                 })
             })
             .collect();
-        let seen: Vec<f64> = pairs.iter().filter(|q| q.child_rows > 0).map(|q| q.absorption).collect();
+        let seen: Vec<&PairAbsorption> = pairs.iter().filter(|q| q.child_rows > 0).collect();
+        let mean = |f: fn(&PairAbsorption) -> f64| (!seen.is_empty()).then(|| seen.iter().map(|q| f(q)).sum::<f64>() / seen.len() as f64);
         SyntheticMetrics {
             precision: p_sum / latents,
             recall: r_sum / latents,
@@ -223,7 +228,8 @@ impl SyntheticAccumulator {
             accuracy: a_sum / latents,
             uniqueness: if self.best_match.is_empty() { 0.0 } else { distinct.len() as f64 / latents },
             true_l0: ratio(self.true_l0_sum, n),
-            absorption: (!seen.is_empty()).then(|| seen.iter().sum::<f64>() / seen.len() as f64),
+            absorption: mean(|q| q.absorption),
+            parent_alone_recall: mean(|q| q.parent_alone_recall),
             pairs,
             rows: n,
         }

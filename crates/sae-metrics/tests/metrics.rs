@@ -113,7 +113,7 @@ fn stability_matches_scipy_on_planted_and_random_dictionaries() {
     let device = Device::flex();
     for name in ["planted", "random"] {
         let (a, b, want) = stability_case(name);
-        let s = stability(&a, &b, &device).unwrap();
+        let s = stability(&a, &b, &device, |_, _| {}).unwrap();
         // Cosines come from an f32 product of unit rows of width d: each within d·2⁻²³ of the
         // f64 reference, and so is a mean of them.
         let tol = 4.0 * a.d as f64 * f32::EPSILON as f64;
@@ -128,7 +128,7 @@ fn stability_matches_scipy_on_planted_and_random_dictionaries() {
         assert_eq!(s.decoder.partner, partners("decoder_partner"), "{name}");
         assert_eq!(s.encoder.partner, partners("encoder_partner"), "{name}");
         // The comparison is symmetric in the scores when widths are equal, and swaps otherwise.
-        let back = stability(&b, &a, &device).unwrap();
+        let back = stability(&b, &a, &device, |_, _| {}).unwrap();
         assert!((back.decoder_alignment - s.decoder_alignment).abs() <= tol && back.swapped == (a.n < b.n), "{name}");
     }
 }
@@ -137,17 +137,17 @@ fn stability_matches_scipy_on_planted_and_random_dictionaries() {
 fn stability_of_an_sae_with_itself_is_perfect_and_bad_input_is_an_error() {
     let device = Device::flex();
     let (a, b, _) = stability_case("planted");
-    let s = stability(&a, &a, &device).unwrap();
+    let s = stability(&a, &a, &device, |_, _| {}).unwrap();
     assert!((s.decoder_alignment - 1.0).abs() < 1e-5 && (s.encoder_alignment - 1.0).abs() < 1e-5);
     assert_eq!((s.shared_fraction, s.same_match_fraction), (1.0, 1.0));
     assert_eq!(s.decoder.partner, (0..a.n).collect::<Vec<_>>());
     let narrow = Directions { d: 8, decoder: a.decoder[..a.n * 8].to_vec(), encoder: a.encoder[..a.n * 8].to_vec(), ..a.clone() };
-    assert!(stability(&narrow, &b, &device).unwrap_err().to_string().contains("d_in"));
+    assert!(stability(&narrow, &b, &device, |_, _| {}).unwrap_err().to_string().contains("d_in"));
     let mut nan = a.clone();
     nan.decoder[3] = f32::NAN;
-    assert!(stability(&nan, &b, &device).unwrap_err().to_string().contains("NaN"));
+    assert!(stability(&nan, &b, &device, |_, _| {}).unwrap_err().to_string().contains("NaN"));
     let short = Directions { decoder: a.decoder[..10].to_vec(), ..a.clone() };
-    assert!(stability(&short, &b, &device).is_err());
+    assert!(stability(&short, &b, &device, |_, _| {}).is_err());
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn synthetic_classification_uniqueness_and_absorption_by_hand() {
     assert_eq!(m.pairs.len(), 1);
     let pair = &m.pairs[0];
     assert_eq!((pair.parent, pair.child, pair.parent_latent, pair.child_rows), (0, 1, 0, 2));
-    assert!(close(pair.absorption, 0.5) && close(pair.parent_alone_recall, 1.0) && m.absorption == Some(0.5), "{m:?}");
+    assert!(close(pair.absorption, 0.5) && close(pair.parent_alone_recall, 1.0) && m.absorption == Some(0.5) && m.parent_alone_recall == Some(1.0), "{m:?}");
     // Sizes that disagree add nothing.
     assert!(!acc.update(&codes[..4], &active));
     assert!(!acc.update(&codes, &[vec![7], vec![], vec![], vec![], vec![]]));

@@ -39,17 +39,21 @@ pub fn run(a: CompareArgs) -> Result<()> {
         directions.push(Directions::of(sae.as_ref()).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?);
     }
     let pairs: Vec<(usize, usize)> = (0..a.saes.len()).flat_map(|i| (i + 1..a.saes.len()).map(move |j| (i, j))).collect();
-    let pb = bar(pairs.len() as u64, "pairs");
     let mut out = Vec::with_capacity(pairs.len());
-    for &(i, j) in &pairs {
-        let s = stability(&directions[i], &directions[j], &device).map_err(|e| anyhow::anyhow!("{} vs {}: {e}", a.saes[i].display(), a.saes[j].display()))?;
-        pb.inc(1);
+    for (p, &(i, j)) in pairs.iter().enumerate() {
+        let pb = bar(0, "latents matched");
+        pb.set_message(format!("pair {} of {}", p + 1, pairs.len()));
+        let s = stability(&directions[i], &directions[j], &device, |done, total| {
+            pb.set_length(total);
+            pb.set_position(done);
+        })
+        .map_err(|e| anyhow::anyhow!("{} vs {}: {e}", a.saes[i].display(), a.saes[j].display()))?;
+        pb.finish_and_clear();
         let mut entry = serde_json::to_value(&s)?;
         entry["a"] = a.saes[i].display().to_string().into();
         entry["b"] = a.saes[j].display().to_string().into();
         out.push((i, j, s, entry));
     }
-    pb.finish_and_clear();
     say!("{:>10} {:>10} {:>8} {:>11}  pair", "decoder", "encoder", "shared", "same match");
     for (i, j, s, _) in &out {
         say!(
