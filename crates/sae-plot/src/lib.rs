@@ -1,8 +1,9 @@
 //! # sae-plot
 //!
 //! The figures of the workspace, each drawn once with plotters into an SVG string and saved as
-//! SVG and PNG ([`figure`]): line panels such as training curves ([`curves`]) and the
-//! feature-density histogram ([`density`]). Callers hand over numbers, not files of their own
+//! SVG and PNG ([`figure`]): line panels such as training curves ([`curves`]) the
+//! feature-density histogram ([`density`]) and the matched-cosine histogram of a stability
+//! comparison ([`matching`]). Callers hand over numbers, not files of their own
 //! format: the trainer turns its metrics log into [`curves::Panel`]s.
 //!
 //! ```
@@ -20,5 +21,6 @@
 pub mod curves;
 pub mod density;
 pub mod figure;
+pub mod matching;
 
 pub use figure::{Figure, PlotError, save_figure};

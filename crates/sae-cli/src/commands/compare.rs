@@ -21,6 +21,10 @@ pub struct CompareArgs {
     /// and cosine of both matchings).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Draw each pair's matched-cosine histogram here, as `.png` and `.svg` (the extension
+    /// given is replaced; with more than one pair, `-I-J` is added to the name).
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Compute backend of the cosine products.
     #[arg(long, value_enum, default_value_t = Backend::default())]
     backend: Backend,
@@ -49,6 +53,12 @@ pub fn run(a: CompareArgs) -> Result<()> {
         })
         .map_err(|e| anyhow::anyhow!("{} vs {}: {e}", a.saes[i].display(), a.saes[j].display()))?;
         pb.finish_and_clear();
+        if let Some(base) = &a.plot {
+            let path = if pairs.len() == 1 { base.clone() } else { base.with_file_name(format!("{}-{i}-{j}", base.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())) };
+            let title = format!("{} vs {}", a.saes[i].display(), a.saes[j].display());
+            let fig = sae_plot::matching::matched_cosine_histogram(&s.decoder.cosine, &s.encoder.cosine, sae_metrics::stability::SHARED_THRESHOLD, &title, &path)?;
+            say!("matched cosines {} {}", fig.png.display(), fig.svg.display());
+        }
         let mut entry = serde_json::to_value(&s)?;
         entry["a"] = a.saes[i].display().to_string().into();
         entry["b"] = a.saes[j].display().to_string().into();

@@ -105,7 +105,11 @@ fn the_synthetic_suite_and_stability_across_seeds() {
 
     // Stability: an SAE against itself is perfect; two seeds agree less, within [-1, 1].
     let cmp = tmp.path().join("compare.json");
-    ok(sae(&["compare", "--sae", s(&a), "--sae", s(&a), "--sae", s(&b), "--json", s(&cmp)]));
+    ok(sae(&["compare", "--sae", s(&a), "--sae", s(&a), "--sae", s(&b), "--json", s(&cmp), "--plot", s(&tmp.path().join("matched.png"))]));
+    for pair in ["0-1", "0-2", "1-2"] {
+        assert_png(&tmp.path().join(format!("matched-{pair}.png")), (900, 500));
+        assert!(std::fs::read_to_string(tmp.path().join(format!("matched-{pair}.svg"))).unwrap().contains("matched cosines of 64 latents"));
+    }
     let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cmp).unwrap()).unwrap();
     let pairs = c["pairs"].as_array().unwrap();
     assert_eq!(pairs.len(), 3);
