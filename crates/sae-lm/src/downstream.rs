@@ -91,6 +91,7 @@ pub fn downstream_loss(model: &dyn LanguageModel, sae: &dyn Sae, hook: &str, win
     }
     let t = tokens as f64;
     let (ce_clean, ce_sae, ce_zero) = (clean / t, spliced / t, zero / t);
+    require_finite(&[("clean", ce_clean), ("SAE-spliced", ce_sae), ("zero-ablated", ce_zero), ("SAE-spliced KL", kl_sae), ("zero-ablated KL", kl_zero)])?;
     Ok(DownstreamReport {
         hook: hook.into(),
         windows: windows.len(),
@@ -102,4 +103,26 @@ pub fn downstream_loss(model: &dyn LanguageModel, sae: &dyn Sae, hook: &str, win
         kl_zero: kl_zero / t,
         ce_recovered: (ce_zero - ce_sae) / (ce_zero - ce_clean),
     })
+}
+
+/// A loss that is NaN or infinite is a model that overflowed, not a measurement: an error naming
+/// the run, never a `null` in the report.
+fn require_finite(losses: &[(&str, f64)]) -> Result<()> {
+    match losses.iter().find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some((run, v)) => Err(LmError::Input(format!(
+            "the {run} forward gives a non-finite next-token loss ({v}): its logits overflowed (an LN-free model whose frozen norms cannot hold the first position's massive activations does this)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_non_finite_loss_is_an_error_naming_the_run() {
+        assert!(super::require_finite(&[("clean", 5.0), ("zero-ablated", 10.0)]).is_ok());
+        let err = super::require_finite(&[("clean", f64::NAN), ("zero-ablated", 10.0)]).unwrap_err().to_string();
+        assert!(err.contains("clean forward") && err.contains("NaN"), "{err}");
+        assert!(super::require_finite(&[("clean", 5.0), ("SAE-spliced KL", f64::INFINITY)]).is_err());
+    }
 }

@@ -34,11 +34,15 @@ pub struct HarvestSettings {
     pub max_norm_multiple: Option<f32>,
     /// Rows per store shard.
     pub shard_rows: usize,
+    /// The norm scales `model` was frozen to ([`crate::norms::freeze_on`]), recorded in the
+    /// store's source so that the SAE is evaluated on the same LN-free model; `None` for the
+    /// model's normal forward.
+    pub ln_free_scales: Option<std::collections::BTreeMap<String, f32>>,
 }
 
 impl Default for HarvestSettings {
     fn default() -> Self {
-        Self { hook: String::new(), tokens: 100_000, context: 128, batch: 16, exclude_special: true, max_norm_multiple: Some(10.0), shard_rows: 65_536 }
+        Self { hook: String::new(), tokens: 100_000, context: 128, batch: 16, exclude_special: true, max_norm_multiple: Some(10.0), shard_rows: 65_536, ln_free_scales: None }
     }
 }
 
@@ -120,6 +124,10 @@ pub fn harvest(
         // With the names, the sizes: a resumed harvest must read the same text.
         "corpus_bytes": corpus.iter().map(|(_, t)| t.len()).collect::<Vec<_>>(),
     });
+    let mut source = source;
+    if let Some(scales) = &settings.ln_free_scales {
+        source["ln_free_scales"] = serde_json::json!(scales);
+    }
     let mut windows = Windows { model, texts: corpus.iter(), stream: Vec::new(), body, batch: settings.batch };
     let first = windows.next_batch()?;
     if first.is_empty() {

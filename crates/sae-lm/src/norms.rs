@@ -52,3 +52,15 @@ pub fn freeze_scales(norms: Vec<(String, &mut Norm)>, scales: &BTreeMap<String, 
     }
     Ok(())
 }
+
+/// Measures every norm's mean scale over `windows` and freezes `model`'s norms to them: the
+/// LN-free forward of the LayerNorm-interference comparison. Returns the scales, to be recorded
+/// with what the frozen model produces (a store's source) and applied again to evaluate it.
+pub fn freeze_on(model: &mut dyn LanguageModel, windows: &[Vec<u32>]) -> Result<BTreeMap<String, f32>> {
+    if windows.is_empty() {
+        return Err(LmError::Input("no window to measure the norm scales on".into()));
+    }
+    let scales = measure_scales(model, windows)?;
+    freeze_scales(model.norms_mut(), &scales)?;
+    Ok(scales)
+}

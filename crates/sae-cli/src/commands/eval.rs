@@ -100,12 +100,22 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if let (Some(model_name), Some(hook)) = (&a.model, &a.hook) {
         let cache = sae_assets::AssetCache::from_env();
         let corpus = sae_lm::harvest::read_corpus(&sae_lm::harvest::corpus_files(&cache, &a.corpus, |l| eprintln!("{l}"))?)?;
-        let model = crate::catalog::text_models().load(model_name, &cache, &device)?;
+        let mut model = crate::catalog::text_models().load(model_name, &cache, &device)?;
+        // A store harvested from the LN-free forward: the SAE is spliced into the same model.
+        let ln_free = match store.metadata().source.get("ln_free_scales") {
+            None => false,
+            Some(v) => {
+                let scales: std::collections::BTreeMap<String, f32> = serde_json::from_value(v.clone()).map_err(|e| anyhow::anyhow!("{}: source.ln_free_scales: {e}", a.data.display()))?;
+                sae_lm::norms::freeze_scales(model.norms_mut(), &scales)?;
+                true
+            }
+        };
         let windows = sae_lm::downstream::eval_windows(model.as_ref(), &corpus, a.ce_context, a.ce_windows)?;
         let pb = bar(windows.len() as u64, "windows");
         let r = sae_lm::downstream::downstream_loss(model.as_ref(), sae.as_ref(), hook, &windows, 2, |done, _| pb.set_position(done as u64))?;
         pb.finish_and_clear();
         json["downstream"] = serde_json::to_value(&r)?;
+        json["downstream"]["ln_free"] = ln_free.into();
     }
     if a.suite.contains(&Suite::Synthetic) {
         json["synthetic"] = serde_json::to_value(synthetic_suite(sae.as_ref(), &store, a.rows, a.batch_size)?)?;

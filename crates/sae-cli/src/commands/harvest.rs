@@ -46,6 +46,11 @@ pub struct HarvestArgs {
     /// Drop rows whose norm exceeds this multiple of the first batch's median norm (0: keep all).
     #[arg(long, default_value_t = 10.0)]
     max_norm_multiple: f32,
+    /// Harvest the model's LN-free forward: every norm frozen to its mean scale over the 16
+    /// evaluation windows of the corpus (those `sae eval --model` computes the downstream loss
+    /// on); the scales are kept in the store, and `sae eval` freezes the model with them again.
+    #[arg(long)]
+    ln_free: bool,
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = Backend::default())]
     backend: Backend,
@@ -57,7 +62,13 @@ pub fn run(args: HarvestArgs) -> Result<()> {
     let files = corpus_files(&cache, &args.corpus, |l| eprintln!("{l}"))?;
     let corpus = read_corpus(&files)?;
     let device = args.backend.device()?;
-    let model = crate::catalog::text_models().load(&args.model, &cache, &device)?;
+    let mut model = crate::catalog::text_models().load(&args.model, &cache, &device)?;
+    let ln_free_scales = if args.ln_free {
+        let windows = sae_lm::downstream::eval_windows(model.as_ref(), &corpus, args.context, 16)?;
+        Some(sae_lm::norms::freeze_on(model.as_mut(), &windows)?)
+    } else {
+        None
+    };
     let settings = HarvestSettings {
         hook: args.hook.clone(),
         tokens: args.tokens,
@@ -66,6 +77,7 @@ pub fn run(args: HarvestArgs) -> Result<()> {
         exclude_special: args.exclude_bos,
         max_norm_multiple: (args.max_norm_multiple > 0.0).then_some(args.max_norm_multiple),
         shard_rows: args.shard_rows,
+        ln_free_scales,
     };
     let pb = bar(args.tokens, "tokens");
     let start = Instant::now();

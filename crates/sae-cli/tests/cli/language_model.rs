@@ -135,3 +135,26 @@ fn a_harvest_killed_with_sigkill_continues_to_the_uninterrupted_store() {
     // Once complete, running it again is an error, not a second harvest over the first.
     fails_with(&sae(&args(&cut).iter().map(String::as_str).collect::<Vec<_>>()), &["already exists", "never overwritten"]);
 }
+
+#[test]
+fn an_ln_free_harvest_records_its_frozen_scales() {
+    models_fetched();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tmp.path().join("corpus.txt");
+    std::fs::write(&text, "Shall I compare thee to a summer's day? Thou art more lovely and more temperate. ".repeat(40)).unwrap();
+    let harvest = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["harvest", "--model", "minilm", "--hook", "blocks.2.hook_resid_post", "--corpus", text.to_str().unwrap(), "--tokens", "256", "--context", "32", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        ok(sae(&args));
+        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("metadata.json")).unwrap()).unwrap();
+        (meta, std::fs::read(out.join("shard-000000.safetensors")).unwrap())
+    };
+    let (plain_meta, plain_rows) = harvest(&tmp.path().join("plain"), &[]);
+    let (free_meta, free_rows) = harvest(&tmp.path().join("free"), &["--ln-free"]);
+    assert!(plain_meta["source"].get("ln_free_scales").is_none());
+    // MiniLM's 6 blocks have two LayerNorms each, plus the embedding's: 13 frozen scales.
+    let scales = free_meta["source"]["ln_free_scales"].as_object().unwrap();
+    assert_eq!(scales.len(), 13, "{scales:?}");
+    assert!(scales.values().all(|v| v.as_f64().is_some_and(|s| s > 0.0 && s.is_finite())));
+    assert_ne!(plain_rows, free_rows, "freezing the norms changed nothing");
+}

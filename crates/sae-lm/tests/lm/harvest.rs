@@ -43,6 +43,7 @@ fn harvested_rows_equal_a_direct_forward_and_carry_their_tokens() {
         exclude_special: true,
         max_norm_multiple: None,
         shard_rows: 16,
+        ln_free_scales: None,
     };
     let out = dir.path().join("store");
     let mut calls = 0;
@@ -109,6 +110,7 @@ fn an_interrupted_harvest_continues_to_the_store_of_an_uninterrupted_one() {
         exclude_special: true,
         max_norm_multiple: Some(1.05),
         shard_rows: 7,
+        ln_free_scales: None,
     };
     let whole = dir.path().join("whole");
     let full = harvest(&model, &corpus, &settings, &whole, |_, _| {}).unwrap();
