@@ -116,14 +116,16 @@ pub fn stability(a: &Directions, b: &Directions, device: &Device, mut progress: 
     let (narrow, wide, swapped) = if a.n <= b.n { (a, b, false) } else { (b, a, true) };
     let total = 2 * narrow.n as u64;
     let decoder = match_rows(&narrow.decoder, &wide.decoder, narrow.n, wide.n, a.d, device, |i| progress(i as u64, total))?;
-    let decoder_cos_of_pair = |i: usize, j: usize, m: &[f32], w: &[f32]| cosine(&m[i * a.d..(i + 1) * a.d], &w[j * a.d..(j + 1) * a.d]);
     let encoder = match_rows(&narrow.encoder, &wide.encoder, narrow.n, wide.n, a.d, device, |i| progress((narrow.n + i) as u64, total))?;
     let n = narrow.n as f64;
+    // The encoder cosine of each decoder-matched pair: shared latents are the same feature on
+    // both sides of the SAE.
+    let encoder_cos_of = |i: usize, j: usize| cosine(&narrow.encoder[i * a.d..(i + 1) * a.d], &wide.encoder[j * a.d..(j + 1) * a.d]);
     let shared = decoder
         .partner
         .iter()
         .enumerate()
-        .filter(|&(i, &j)| decoder.cosine[i] > SHARED_THRESHOLD && decoder_cos_of_pair(i, j, &narrow.encoder, &wide.encoder) > SHARED_THRESHOLD)
+        .filter(|&(i, &j)| decoder.cosine[i] > SHARED_THRESHOLD && encoder_cos_of(i, j) > SHARED_THRESHOLD)
         .count();
     let same = decoder.partner.iter().zip(&encoder.partner).filter(|(p, q)| p == q).count();
     Ok(Stability {
