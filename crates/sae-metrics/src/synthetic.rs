@@ -141,7 +141,14 @@ impl SyntheticAccumulator {
         }
         let mut on = vec![false; n_true];
         let mut has_child = vec![false; n_true];
-        for (row, features) in codes.chunks_exact(n_latents.max(1)).zip(active) {
+        let mut unique = Vec::new();
+        for (row, listed) in codes.chunks_exact(n_latents.max(1)).zip(active) {
+            // A feature listed twice in a row is one active feature (counts stay within rows).
+            unique.clear();
+            unique.extend_from_slice(listed);
+            unique.sort_unstable();
+            unique.dedup();
+            let features = &unique;
             for &g in features {
                 on[g] = true;
                 if let Some(p) = self.parent[g] {
@@ -194,7 +201,7 @@ impl SyntheticAccumulator {
         let (mut p_sum, mut r_sum, mut f_sum, mut a_sum) = (0.0, 0.0, 0.0, 0.0);
         for l in 0..self.best_match.len() {
             let (tp, fp, fn_) = (self.tp[l], self.fires[l] - self.tp[l], self.positives[l] - self.tp[l]);
-            let tn = n - tp - fp - fn_;
+            let tn = n.saturating_sub(tp + fp + fn_);
             let (p, r) = (ratio(tp, tp + fp), ratio(tp, tp + fn_));
             p_sum += p;
             r_sum += r;

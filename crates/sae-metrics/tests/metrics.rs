@@ -176,6 +176,11 @@ fn synthetic_classification_uniqueness_and_absorption_by_hand() {
     let pair = &m.pairs[0];
     assert_eq!((pair.parent, pair.child, pair.parent_latent, pair.child_rows), (0, 1, 0, 2));
     assert!(close(pair.absorption, 0.5) && close(pair.parent_alone_recall, 1.0) && m.absorption == Some(0.5) && m.parent_alone_recall == Some(1.0), "{m:?}");
+    // A feature listed twice in a row counts once: the same metrics.
+    let mut twice = SyntheticAccumulator::new(&abs_cos, 3, vec![Some(0), Some(1), Some(2)], vec![None, Some(0), None]).unwrap();
+    let doubled: Vec<Vec<usize>> = active.iter().map(|a| a.iter().chain(a).copied().collect()).collect();
+    assert!(twice.update(&codes, &doubled));
+    assert_eq!(twice.finish(), m);
     // Sizes that disagree add nothing.
     assert!(!acc.update(&codes[..4], &active));
     assert!(!acc.update(&codes, &[vec![7], vec![], vec![], vec![], vec![]]));
