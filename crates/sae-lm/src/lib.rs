@@ -33,6 +33,7 @@ pub mod assets;
 pub mod dequant;
 pub mod downstream;
 pub mod error;
+pub mod first_letter;
 pub mod generate;
 pub mod gguf;
 pub mod harvest;

@@ -5,7 +5,8 @@
 //! features by |cosine|), and both in one call on an activation source ([`evaluate`]);
 //! [stability across seeds](stability) (Hungarian matching of two SAEs' latents) and the
 //! [synthetic suite](synthetic) (SynthSAEBench's classification metrics, absorption on a known
-//! hierarchy). Formulas and sources are in `docs/metrics.md`; figures of them are
+//! hierarchy); [feature absorption](absorption) on a real model (SAEBench's first-letter task).
+//! Formulas and sources are in `docs/metrics.md`; figures of them are
 //! `sae-plot`.
 //!
 //! ```
@@ -21,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod absorption;
 pub mod evaluate;
 pub mod hungarian;
 pub mod reconstruction;

@@ -1,5 +1,9 @@
 //! Metrics against hand-computed cases, brute force and reference numbers of numpy/scipy
-//! (`fixtures/generate_stability.py`).
+//! (`fixtures/generate_stability.py`), and SAEBench's absorption eval
+//! (`fixtures/generate_absorption.py`).
+
+#[path = "metrics/absorption.rs"]
+mod absorption;
 
 use burn::tensor::{Device, Tensor};
 use proptest::prelude::*;

@@ -55,11 +55,21 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 128)]
     ce_context: usize,
     /// Suites to run, comma-separated: `core` (reconstruction, sparsity, ground-truth MCC, and
-    /// the downstream loss with `--model`), `synthetic` (SynthSAEBench's metrics and absorption
-    /// on the generator's hierarchy, for a store written by `sae synth`: its rows are regenerated
-    /// with the true features active in each and checked against the store).
+    /// the downstream loss with `--model`), `absorption` (SAEBench's first-letter task on
+    /// `--model` at `--hook`), `synthetic` (SynthSAEBench's metrics and absorption on the
+    /// generator's hierarchy, for a store written by `sae synth`: its rows are regenerated with
+    /// the true features active in each and checked against the store), `full` (core, and
+    /// absorption with a model or synthetic on a synthetic store).
     #[arg(long, value_delimiter = ',', default_value = "core")]
     suite: Vec<Suite>,
+    /// Words of the first-letter task (80 % train, 20 % test), drawn from every all-letter token
+    /// of the tokenizer; SAEBench uses all of them, which on a CPU takes far longer for little
+    /// change in the means (`docs/metrics.md`).
+    #[arg(long, default_value_t = 2000)]
+    absorption_words: usize,
+    /// Seed of every random choice of the absorption suite (word split, prompts, probes).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = Backend::default())]
     backend: Backend,
@@ -70,8 +80,12 @@ pub struct EvalArgs {
 pub enum Suite {
     /// Reconstruction, sparsity, recovery, downstream loss: the top-level JSON keys.
     Core,
+    /// The first-letter absorption task: the `absorption` JSON key.
+    Absorption,
     /// Ground-truth metrics of a synthetic store: the `synthetic` JSON key.
     Synthetic,
+    /// Every suite that applies: core, absorption with a model, synthetic on a synthetic store.
+    Full,
 }
 
 /// Runs `sae eval`: [`sae_metrics::evaluate::evaluate`] on the store, then the downstream loss
@@ -91,17 +105,25 @@ pub fn run(a: EvalArgs) -> Result<()> {
             Some(truth)
         }
     };
+    let full = a.suite.contains(&Suite::Full);
+    let synthetic_store = sae_data::synthetic::SyntheticGenerator::from_store_source(&store.metadata().source).is_some();
+    let wants_absorption = a.suite.contains(&Suite::Absorption) || (full && a.model.is_some());
+    if wants_absorption && a.model.is_none() {
+        bail!("--suite absorption needs a language model: --model smollm2 --hook HOOK");
+    }
     let options = EvalOptions { rows: a.rows, batch_size: a.batch_size, ground_truth: truth.as_ref().map(|t| t.features.as_slice()) };
+    let mut timings = serde_json::Map::new();
+    let clock = std::time::Instant::now();
     let pb = bar(a.rows.min(store.len()), "rows");
     let report = evaluate(sae.as_ref(), &store, &options, |done| pb.set_position(done))?;
     pb.finish_and_clear();
+    timings.insert("core".into(), clock.elapsed().as_secs_f64().into());
     let metrics = &report.reconstruction;
     let mut json = serde_json::to_value(&report)?;
     if let (Some(model_name), Some(hook)) = (&a.model, &a.hook) {
         let cache = sae_assets::AssetCache::from_env();
-        let corpus = sae_lm::harvest::read_corpus(&sae_lm::harvest::corpus_files(&cache, &a.corpus, |l| eprintln!("{l}"))?)?;
         let mut model = crate::catalog::text_models().load(model_name, &cache, &device)?;
-        // A store harvested from the LN-free forward: the SAE is spliced into the same model.
+        // A store harvested from the LN-free forward: the SAE is evaluated in the same model.
         let ln_free = match store.metadata().source.get("ln_free_scales") {
             None => false,
             Some(v) => {
@@ -110,16 +132,28 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 true
             }
         };
+        if wants_absorption {
+            let (report, timing) = super::absorption::absorption_suite(sae.as_ref(), model.as_ref(), hook, a.absorption_words, a.seed)?;
+            json["absorption"] = serde_json::to_value(&report)?;
+            json["absorption"]["ln_free"] = ln_free.into();
+            timings.insert("absorption".into(), timing);
+        }
+        let clock = std::time::Instant::now();
+        let corpus = sae_lm::harvest::read_corpus(&sae_lm::harvest::corpus_files(&cache, &a.corpus, |l| eprintln!("{l}"))?)?;
         let windows = sae_lm::downstream::eval_windows(model.as_ref(), &corpus, a.ce_context, a.ce_windows)?;
         let pb = bar(windows.len() as u64, "windows");
         let r = sae_lm::downstream::downstream_loss(model.as_ref(), sae.as_ref(), hook, &windows, 2, |done, _| pb.set_position(done as u64))?;
         pb.finish_and_clear();
         json["downstream"] = serde_json::to_value(&r)?;
         json["downstream"]["ln_free"] = ln_free.into();
+        timings.insert("downstream".into(), clock.elapsed().as_secs_f64().into());
     }
-    if a.suite.contains(&Suite::Synthetic) {
+    if a.suite.contains(&Suite::Synthetic) || (full && synthetic_store) {
+        let clock = std::time::Instant::now();
         json["synthetic"] = serde_json::to_value(synthetic_suite(sae.as_ref(), &store, a.rows, a.batch_size)?)?;
+        timings.insert("synthetic".into(), clock.elapsed().as_secs_f64().into());
     }
+    json["timings_s"] = timings.into();
     say!("{} on {} rows of {}", a.sae.display(), metrics.rows, a.data.display());
     if let Some(obj) = json.as_object() {
         for (k, v) in obj {

@@ -11,6 +11,7 @@ pub mod info;
 pub mod report;
 pub mod run;
 pub mod store;
+pub mod absorption;
 pub mod eval;
 pub mod synth;
 pub mod train;

@@ -158,3 +158,41 @@ fn an_ln_free_harvest_records_its_frozen_scales() {
     assert!(scales.values().all(|v| v.as_f64().is_some_and(|s| s > 0.0 && s.is_finite())));
     assert_ne!(plain_rows, free_rows, "freezing the norms changed nothing");
 }
+
+#[test]
+fn the_absorption_suite_runs_on_smollm2_and_needs_a_model() {
+    models_fetched();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tmp.path().join("corpus.txt");
+    std::fs::write(&text, "Now is the winter of our discontent made glorious summer by this sun of York. ".repeat(40)).unwrap();
+    let (store, dir, out) = (tmp.path().join("store"), tmp.path().join("sae"), tmp.path().join("eval.json"));
+    let hook = "blocks.1.hook_resid_post";
+    ok(sae(&["harvest", "--model", "smollm2", "--hook", hook, "--corpus", text.to_str().unwrap(), "--tokens", "1024", "--context", "64", "--out", store.to_str().unwrap()]));
+    ok(sae(&["train", "--data", store.to_str().unwrap(), "--arch", "topk", "--d-sae", "256", "--k", "16", "--batch-size", "128", "--out", dir.to_str().unwrap()]));
+    fails_with(&sae(&["eval", "--sae", dir.to_str().unwrap(), "--data", store.to_str().unwrap(), "--suite", "absorption"]), &["--suite absorption needs a language model"]);
+    let (s, d, o) = (dir.to_str().unwrap(), store.to_str().unwrap(), out.to_str().unwrap());
+    let printed = ok(sae(&["eval", "--sae", s, "--data", d, "--model", "smollm2", "--hook", hook, "--suite", "core,absorption", "--absorption-words", "200", "--ce-windows", "2", "--json", o]));
+    assert!(printed.contains("absorption.letters_passed"), "{printed}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let a = &json["absorption"];
+    assert_eq!((a["train_words"].as_u64(), a["test_words"].as_u64()), (Some(160), Some(40)));
+    let letters = a["letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 26);
+    let tested: u64 = letters.iter().map(|l| l["test_words"].as_u64().unwrap()).sum();
+    assert_eq!(tested, 40);
+    // Every scored word is a true positive of a passing letter, with a fraction in [0, 1].
+    let passing: Vec<&str> = letters.iter().filter(|l| l["passed"] == true).map(|l| l["letter"].as_str().unwrap()).collect();
+    assert_eq!(a["letters_passed"].as_u64().unwrap() as usize, letters.iter().filter(|l| !l["mean_absorption_fraction"].is_null()).count());
+    for w in a["words"].as_array().unwrap() {
+        assert!(passing.contains(&w["letter"].as_str().unwrap()), "{w}");
+        let f = w["absorption_fraction"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f), "{w}");
+    }
+    assert!(json["timings_s"]["absorption"]["total_s"].as_f64().unwrap() > 0.0);
+    assert!(json["downstream"]["ce_clean"].as_f64().is_some() && json["l0"].as_f64().is_some());
+    // The same seed gives the same report.
+    let again = tmp.path().join("again.json");
+    ok(sae(&["eval", "--sae", s, "--data", d, "--model", "smollm2", "--hook", hook, "--suite", "absorption", "--absorption-words", "200", "--ce-windows", "2", "--json", again.to_str().unwrap()]));
+    let second: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&again).unwrap()).unwrap();
+    assert_eq!(second["absorption"], json["absorption"]);
+}
